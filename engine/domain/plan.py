@@ -1,0 +1,600 @@
+"""One region's masterplan (Rencana Induk) as a pure aggregate.
+
+``decide(state, command, context) -> events`` and ``evolve(state, event) -> state``; no I/O.
+State is a fold of the plan's events, so replaying history gives exactly what live code saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from engine.domain.events import Event, event, upcaster
+from engine.errors import FieldError, TransitionError, ValidationError
+from engine.roles import Actor
+
+STAGES = ("enrolled", "bimtek_1", "bimtek_2", "bimtek_3", "bimtek_4", "review", "approved")
+BIMTEK_STAGES = STAGES[1:5]
+Stage = Literal["enrolled", "bimtek_1", "bimtek_2", "bimtek_3", "bimtek_4", "review", "approved"]
+BimtekStage = Literal["bimtek_1", "bimtek_2", "bimtek_3", "bimtek_4"]
+STAGE_LABELS = {
+    "enrolled": "Terdaftar / enrolled",
+    "bimtek_1": "Bimtek I - analisis strategis / strategic analysis",
+    "bimtek_2": "Bimtek II - program & quick win",
+    "bimtek_3": "Bimtek III - draf masterplan / masterplan draft",
+    "bimtek_4": "Bimtek IV - implementasi / implementation",
+    "review": "Reviu / review",
+    "approved": "Disetujui kepala daerah / approved by the regent",
+}
+HIGH_RISK = 15  # likelihood x impact (each 1-5) at or above this needs a mitigation
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Ident = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")]
+
+
+def plan_stream(programme_id: str, region_code: str) -> str:
+    return f"plan:{programme_id}:{region_code}"
+
+
+# ------------------------------------------------------------------ events
+@event
+class PlanEnrolled(Event):
+    programme_id: str
+    region_code: str
+    region_name: str
+    region_kind: str
+    head_title: str
+    pillars: tuple[str, ...]
+    programme_year: int
+
+
+@event
+class StageStarted(Event):
+    stage: BimtekStage
+    revision: bool = False
+
+
+@event
+class FormSubmitted(Event):
+    pillar: str
+    stage: BimtekStage
+    form: str
+    data: dict[str, Any]
+    form_schema_version: int = 1
+
+
+@event
+class StageCompleted(Event):
+    stage: BimtekStage
+
+
+@event
+class QuickWinProposed(Event):
+    quick_win_id: str
+    pillar: str
+    name: str
+    agency: str
+    description: str = ""
+
+
+@event
+class QuickWinRiskRecorded(Event):
+    quick_win_id: str
+    risk_id: str
+    description: str
+    likelihood: int
+    impact: int
+    handling: str
+    mitigation: str = ""
+
+
+@event
+class QuickWinProgressReported(Event):
+    """Schema v2: ``percent`` became ``completion_percent``; ``reason`` and ``evidence`` added."""
+
+    schema_version = 2
+    quick_win_id: str
+    completion_percent: int
+    reason: str = ""
+    evidence: str = ""
+
+
+@upcaster("QuickWinProgressReported", 1)
+def upcast_progress_v1_v2(state: dict[str, Any]) -> dict[str, Any]:
+    state = dict(state)
+    state["completion_percent"] = state.pop("percent")
+    state.setdefault("reason", "")
+    state.setdefault("evidence", "")
+    return state
+
+
+@event
+class SubmittedForReview(Event):
+    round: int
+
+
+@event
+class ReviewFindingRecorded(Event):
+    finding_id: str
+    round: int
+    pillar: str | None
+    severity: Literal["minor", "major"]
+    text: str
+    reviewer: str
+
+
+@event
+class ReviewPassed(Event):
+    round: int
+    reviewer: str
+
+
+@event
+class ReturnedForRevision(Event):
+    round: int
+    reason: str
+    reviewer: str
+
+
+@event
+class ApprovedByRegent(Event):
+    regent: str
+    head_title: str
+    regulation_number: str = ""
+    regulation_date: date | None = None
+    quick_wins_in_rpjmd: bool = False
+
+
+@event
+class ApprovalRefused(Event):
+    regent: str
+    reason: str
+
+
+# ------------------------------------------------------------------ state
+@dataclass(frozen=True, slots=True)
+class FormEntry:
+    pillar: str
+    stage: str
+    form: str
+    data: dict[str, Any]
+    submissions: int
+    form_schema_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Risk:
+    risk_id: str
+    description: str
+    likelihood: int
+    impact: int
+    handling: str
+    mitigation: str
+
+    @property
+    def score(self) -> int:
+        return self.likelihood * self.impact
+
+
+@dataclass(frozen=True, slots=True)
+class QuickWin:
+    quick_win_id: str
+    pillar: str
+    name: str
+    agency: str
+    description: str
+    completion_percent: int = 0
+    risks: tuple[Risk, ...] = ()
+    progress: tuple[tuple[int, str], ...] = ()  # (percent, reason) reports in order
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    finding_id: str
+    round: int
+    pillar: str | None
+    severity: str
+    text: str
+    reviewer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    regent: str
+    head_title: str
+    regulation_number: str
+    regulation_date: str | None
+    quick_wins_in_rpjmd: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlanState:
+    programme_id: str
+    region_code: str
+    region_name: str
+    region_kind: str
+    head_title: str
+    pillars: tuple[str, ...]
+    programme_year: int
+    stage: str = "enrolled"
+    status: Literal["open", "done"] = "done"
+    version: int = 0
+    review_round: int = 0
+    forms: dict[str, FormEntry] = field(default_factory=dict)
+    quick_wins: dict[str, QuickWin] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    approval: Approval | None = None
+    refusals: tuple[str, ...] = ()
+
+    @property
+    def plan_id(self) -> str:
+        return plan_stream(self.programme_id, self.region_code)
+
+    def form(self, stage: str, pillar: str, form: str) -> FormEntry | None:
+        return self.forms.get(form_key(stage, pillar, form))
+
+    def forms_of(self, pillar: str, stage: str | None = None) -> list[FormEntry]:
+        return [f for f in self.forms.values()
+                if f.pillar == pillar and (stage is None or f.stage == stage)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready view, stable key order, used by replay and the CLI."""
+        return {
+            "plan_id": self.plan_id,
+            "programme_id": self.programme_id,
+            "region": {"code": self.region_code, "name": self.region_name,
+                       "kind": self.region_kind, "head_title": self.head_title},
+            "pillars": list(self.pillars),
+            "programme_year": self.programme_year,
+            "stage": self.stage,
+            "status": self.status,
+            "version": self.version,
+            "review_round": self.review_round,
+            "forms": {k: {"pillar": f.pillar, "stage": f.stage, "form": f.form, "data": f.data,
+                          "submissions": f.submissions,
+                          "form_schema_version": f.form_schema_version}
+                      for k, f in sorted(self.forms.items())},
+            "quick_wins": {k: {"pillar": q.pillar, "name": q.name, "agency": q.agency,
+                               "description": q.description,
+                               "completion_percent": q.completion_percent,
+                               "risks": [{"risk_id": r.risk_id, "description": r.description,
+                                          "likelihood": r.likelihood, "impact": r.impact,
+                                          "score": r.score, "handling": r.handling,
+                                          "mitigation": r.mitigation} for r in q.risks],
+                               "progress": [list(p) for p in q.progress]}
+                           for k, q in sorted(self.quick_wins.items())},
+            "findings": [{"finding_id": f.finding_id, "round": f.round, "pillar": f.pillar,
+                          "severity": f.severity, "text": f.text, "reviewer": f.reviewer}
+                         for f in self.findings],
+            "approval": None if self.approval is None else {
+                "regent": self.approval.regent, "head_title": self.approval.head_title,
+                "regulation_number": self.approval.regulation_number,
+                "regulation_date": self.approval.regulation_date,
+                "quick_wins_in_rpjmd": self.approval.quick_wins_in_rpjmd},
+            "refusals": list(self.refusals),
+        }
+
+
+def form_key(stage: str, pillar: str, form: str) -> str:
+    return f"{stage}/{pillar}/{form}"
+
+
+# ------------------------------------------------------------------ evolve
+def evolve(state: PlanState | None, ev: Event) -> PlanState:
+    """Apply one event. Pure: the same events always give the same state."""
+    if isinstance(ev, PlanEnrolled):
+        return PlanState(programme_id=ev.programme_id, region_code=ev.region_code,
+                         region_name=ev.region_name, region_kind=ev.region_kind,
+                         head_title=ev.head_title, pillars=tuple(ev.pillars),
+                         programme_year=ev.programme_year)
+    if state is None:
+        raise TransitionError(f"{type(ev).__name__} before the plan was enrolled")
+    match ev:
+        case StageStarted(stage=stage):
+            return replace(state, stage=stage, status="open")
+        case StageCompleted(stage=stage):
+            return replace(state, stage=stage, status="done")
+        case FormSubmitted():
+            key = form_key(ev.stage, ev.pillar, ev.form)
+            old = state.forms.get(key)
+            entry = FormEntry(ev.pillar, ev.stage, ev.form, ev.data,
+                              (old.submissions if old else 0) + 1, ev.form_schema_version)
+            return replace(state, forms={**state.forms, key: entry})
+        case QuickWinProposed():
+            qw = QuickWin(ev.quick_win_id, ev.pillar, ev.name, ev.agency, ev.description)
+            return replace(state, quick_wins={**state.quick_wins, ev.quick_win_id: qw})
+        case QuickWinRiskRecorded():
+            qw = state.quick_wins[ev.quick_win_id]
+            risk = Risk(ev.risk_id, ev.description, ev.likelihood, ev.impact, ev.handling,
+                        ev.mitigation)
+            risks = tuple(r for r in qw.risks if r.risk_id != ev.risk_id) + (risk,)
+            return replace(state, quick_wins={**state.quick_wins,
+                                              ev.quick_win_id: replace(qw, risks=risks)})
+        case QuickWinProgressReported():
+            qw = state.quick_wins[ev.quick_win_id]
+            qw = replace(qw, completion_percent=ev.completion_percent,
+                         progress=qw.progress + ((ev.completion_percent, ev.reason),))
+            return replace(state, quick_wins={**state.quick_wins, ev.quick_win_id: qw})
+        case SubmittedForReview(round=rnd):
+            return replace(state, stage="review", status="open", review_round=rnd)
+        case ReviewFindingRecorded():
+            finding = Finding(ev.finding_id, ev.round, ev.pillar, ev.severity, ev.text,
+                              ev.reviewer)
+            return replace(state, findings=state.findings + (finding,))
+        case ReviewPassed():
+            return replace(state, status="done")
+        case ReturnedForRevision():
+            return replace(state, stage="bimtek_4", status="open")
+        case ApprovedByRegent():
+            approval = Approval(ev.regent, ev.head_title, ev.regulation_number,
+                                ev.regulation_date.isoformat() if ev.regulation_date else None,
+                                ev.quick_wins_in_rpjmd)
+            return replace(state, stage="approved", status="done", approval=approval)
+        case ApprovalRefused():
+            return replace(state, status="open", refusals=state.refusals + (ev.reason,))
+    raise TransitionError(f"the plan aggregate does not handle {type(ev).__name__}")
+
+
+def fold(events: list[Event], state: PlanState | None = None) -> PlanState | None:
+    for ev in events:
+        state = evolve(state, ev)
+    return state
+
+
+# ------------------------------------------------------------------ commands
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EnrolRegion(Command):
+    programme_id: Ident
+    region_code: str
+
+
+class StartStage(Command):
+    stage: BimtekStage
+
+
+class CompleteStage(Command):
+    stage: BimtekStage
+
+
+class SubmitForm(Command):
+    pillar: Ident
+    stage: BimtekStage
+    form: Ident
+    data: dict[str, Any]
+
+
+class ProposeQuickWin(Command):
+    quick_win_id: Ident
+    pillar: Ident
+    name: Text
+    agency: Text
+    description: str = ""
+
+
+class RecordQuickWinRisk(Command):
+    quick_win_id: Ident
+    risk_id: Ident
+    description: Text
+    likelihood: int = Field(ge=1, le=5)
+    impact: int = Field(ge=1, le=5)
+    handling: Text
+    mitigation: str = ""
+
+    @model_validator(mode="after")
+    def _high_risk_needs_mitigation(self) -> "RecordQuickWinRisk":
+        if self.likelihood * self.impact >= HIGH_RISK and not self.mitigation.strip():
+            raise ValueError(
+                f"mitigation: a risk scored {self.likelihood}x{self.impact}="
+                f"{self.likelihood * self.impact} (>= {HIGH_RISK}) needs a mitigation"
+            )
+        return self
+
+
+class ReportQuickWinProgress(Command):
+    quick_win_id: Ident
+    completion_percent: int = Field(ge=0, le=100)
+    reason: str = ""
+    evidence: str = ""
+
+
+class SubmitForReview(Command):
+    pass
+
+
+class RecordReviewFinding(Command):
+    finding_id: Ident
+    text: Text
+    pillar: str | None = None
+    severity: Literal["minor", "major"] = "major"
+
+
+class PassReview(Command):
+    pass
+
+
+class ReturnForRevision(Command):
+    reason: Text
+
+
+class ApproveByRegent(Command):
+    regulation_number: str = ""
+    regulation_date: date | None = None
+    quick_wins_in_rpjmd: bool = False
+
+
+class RefuseApproval(Command):
+    reason: Text
+
+
+PLAN_COMMANDS: dict[str, type[Command]] = {
+    c.__name__: c for c in (EnrolRegion, StartStage, CompleteStage, SubmitForm, ProposeQuickWin,
+                            RecordQuickWinRisk, ReportQuickWinProgress, SubmitForReview,
+                            RecordReviewFinding, PassReview, ReturnForRevision, ApproveByRegent,
+                            RefuseApproval)
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What decide may know beyond the state: who asks, and the pillars' verdicts."""
+
+    actor: Actor
+    # pillar -> what is missing for the stage being completed (empty list: complete)
+    gate: dict[str, list[str]] = field(default_factory=dict)
+    region: Any = None  # engine.regions.Region, for EnrolRegion
+    pillars: tuple[str, ...] = ()  # the programme's pillars, for EnrolRegion
+    year: int = 0  # the programme's year, for EnrolRegion
+
+
+def allowed_commands(state: PlanState | None) -> list[str]:
+    """Names of the commands the plan's stage allows (ignoring roles and gates)."""
+    if state is None:
+        return ["EnrolRegion"]
+    i = STAGES.index(state.stage)
+    out: list[str] = []
+    if state.stage == "approved":
+        return ["ReportQuickWinProgress"]
+    if state.stage == "review":
+        if state.status == "open":
+            return ["RecordReviewFinding", "PassReview", "ReturnForRevision"]
+        return ["ApproveByRegent", "RefuseApproval"]
+    if state.status == "done":
+        if state.stage == "bimtek_4":
+            out.append("SubmitForReview")
+        else:
+            out.append(f"StartStage({STAGES[i + 1]})")
+    else:
+        out += [f"SubmitForm({state.stage})", f"CompleteStage({state.stage})"]
+        if state.stage in ("bimtek_2", "bimtek_3"):
+            out.append("ProposeQuickWin")
+        if state.stage in ("bimtek_3", "bimtek_4"):
+            out.append("RecordQuickWinRisk")
+    if STAGES.index(state.stage) >= STAGES.index("bimtek_3") and state.quick_wins:
+        out.append("ReportQuickWinProgress")
+    return out
+
+
+def _refuse(message: str, state: PlanState | None) -> TransitionError:
+    return TransitionError(message, stage=None if state is None else _where(state),
+                           allowed=allowed_commands(state))
+
+
+def _where(state: PlanState) -> str:
+    return f"{state.stage} ({'in progress' if state.status == 'open' else 'completed'})"
+
+
+def _in_open_stage(state: PlanState | None, stages: tuple[str, ...], what: str) -> PlanState:
+    if state is None:
+        raise _refuse(f"{what}: the region is not enrolled", state)
+    if state.stage not in stages or state.status != "open":
+        raise _refuse(f"{what} is allowed only while {' or '.join(stages)} is in progress", state)
+    return state
+
+
+def decide(state: PlanState | None, command: Command, ctx: Context) -> list[Event]:
+    """Turn a command into the events it causes, or raise; never writes anything."""
+    name = type(command).__name__
+    match command:
+        case EnrolRegion():
+            if state is not None:
+                raise _refuse(f"region {command.region_code} is already enrolled", state)
+            region = ctx.region
+            return [PlanEnrolled(programme_id=command.programme_id, region_code=region.code,
+                                 region_name=region.display_name, region_kind=region.kind,
+                                 head_title=region.head_title, pillars=tuple(ctx.pillars),
+                                 programme_year=ctx.year)]
+        case StartStage(stage=stage):
+            if state is None:
+                raise _refuse("StartStage: the region is not enrolled", state)
+            previous = STAGES[STAGES.index(stage) - 1]
+            if state.stage == stage and state.status == "open":
+                raise _refuse(f"{stage} is already in progress", state)
+            if not (state.stage == previous and state.status == "done"):
+                raise _refuse(f"{stage} can start only after {previous} is completed", state)
+            return [StageStarted(stage=stage)]
+        case CompleteStage(stage=stage):
+            s = _in_open_stage(state, (stage,), f"CompleteStage({stage})")
+            missing = {p: m for p, m in ctx.gate.items() if m}
+            if missing:
+                detail = "; ".join(f"{p}: {', '.join(m)}" for p, m in sorted(missing.items()))
+                raise TransitionError(f"{stage} cannot be completed, missing: {detail}",
+                                      stage=_where(s), allowed=allowed_commands(s),
+                                      missing=missing)
+            return [StageCompleted(stage=stage)]
+        case SubmitForm():
+            s = _in_open_stage(state, (command.stage,), f"SubmitForm({command.stage})")
+            _known_pillar(s, command.pillar, "pillar")
+            return [FormSubmitted(pillar=command.pillar, stage=command.stage, form=command.form,
+                                  data=command.data)]
+        case ProposeQuickWin():
+            s = _in_open_stage(state, ("bimtek_2", "bimtek_3"), "ProposeQuickWin")
+            _known_pillar(s, command.pillar, "pillar")
+            if command.quick_win_id in s.quick_wins:
+                raise ValidationError(FieldError("quick_win_id",
+                                                 f"{command.quick_win_id!r} is already proposed",
+                                                 fix="choose another id"))
+            return [QuickWinProposed(**command.model_dump())]
+        case RecordQuickWinRisk():
+            s = _in_open_stage(state, ("bimtek_3", "bimtek_4"), "RecordQuickWinRisk")
+            _known_quick_win(s, command.quick_win_id)
+            return [QuickWinRiskRecorded(**command.model_dump())]
+        case ReportQuickWinProgress():
+            if state is None or STAGES.index(state.stage) < STAGES.index("bimtek_3"):
+                raise _refuse("ReportQuickWinProgress is allowed from bimtek_3 on", state)
+            qw = _known_quick_win(state, command.quick_win_id)
+            if command.completion_percent < qw.completion_percent and not command.reason.strip():
+                raise ValidationError(FieldError(
+                    "reason", f"completion goes back from {qw.completion_percent}% to "
+                    f"{command.completion_percent}%", fix="give the reason it went back"))
+            return [QuickWinProgressReported(**command.model_dump())]
+        case SubmitForReview():
+            if state is None or not (state.stage == "bimtek_4" and state.status == "done"):
+                raise _refuse("SubmitForReview needs bimtek_4 completed", state)
+            return [SubmittedForReview(round=state.review_round + 1)]
+        case RecordReviewFinding():
+            s = _in_open_stage(state, ("review",), "RecordReviewFinding")
+            if command.pillar is not None:
+                _known_pillar(s, command.pillar, "pillar")
+            if any(f.finding_id == command.finding_id for f in s.findings):
+                raise ValidationError(FieldError("finding_id",
+                                                 f"{command.finding_id!r} is already recorded"))
+            return [ReviewFindingRecorded(round=s.review_round, reviewer=ctx.actor.id,
+                                          **command.model_dump())]
+        case PassReview():
+            s = _in_open_stage(state, ("review",), "PassReview")
+            return [ReviewPassed(round=s.review_round, reviewer=ctx.actor.id)]
+        case ReturnForRevision():
+            s = _in_open_stage(state, ("review",), "ReturnForRevision")
+            if not any(f.round == s.review_round for f in s.findings):
+                raise _refuse("ReturnForRevision needs at least one finding recorded in this "
+                              "review round", s)
+            return [ReturnedForRevision(round=s.review_round, reason=command.reason,
+                                        reviewer=ctx.actor.id)]
+        case ApproveByRegent() | RefuseApproval():
+            if state is None or not (state.stage == "review" and state.status == "done"):
+                raise _refuse(f"{name} needs a plan that passed review", state)
+            if isinstance(command, RefuseApproval):
+                return [ApprovalRefused(regent=ctx.actor.id, reason=command.reason)]
+            return [ApprovedByRegent(regent=ctx.actor.id, head_title=state.head_title,
+                                     **command.model_dump())]
+    raise _refuse(f"unknown command {name}", state)
+
+
+def _known_pillar(state: PlanState, pillar: str, fld: str) -> None:
+    if pillar not in state.pillars:
+        raise ValidationError(FieldError(fld, f"{pillar!r} is not a pillar of this plan",
+                                         fix="one of " + ", ".join(state.pillars)))
+
+
+def _known_quick_win(state: PlanState, quick_win_id: str) -> QuickWin:
+    try:
+        return state.quick_wins[quick_win_id]
+    except KeyError:
+        raise ValidationError(FieldError("quick_win_id", f"no quick win {quick_win_id!r} in "
+                                         "this plan", fix="propose it first")) from None

@@ -1,0 +1,104 @@
+"""Opening a database: URL resolution, SQLite settings, migrations on first use."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+DEFAULT_FILE = "smartcity.db"
+URL_VARIABLE = "SMARTCITY_DATABASE_URL"
+# Key of the PostgreSQL advisory lock that orders appends (global positions commit in order).
+APPEND_LOCK_KEY = zlib.crc32(b"smartcity.events.append")
+
+
+def resolve_url(url: str | None = None) -> str:
+    """``--db`` wins, then $SMARTCITY_DATABASE_URL, then a SQLite file in the working directory."""
+    url = url or os.environ.get(URL_VARIABLE)
+    if not url:
+        return f"sqlite:///{Path.cwd() / DEFAULT_FILE}"
+    if "://" not in url:  # a bare path means a SQLite file
+        return f"sqlite:///{Path(url).resolve()}"
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None)
+        _configure_sqlite(engine)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL with synchronous=FULL (every commit durable), a generous busy timeout, and
+    transactions that take the write lock up front (BEGIN IMMEDIATE) when they will write,
+    so two writers queue instead of failing on a lock upgrade."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        if conn.get_execution_options().get("smartcity_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def _alembic_config(connection) -> Config:  # type: ignore[no-untyped-def]
+    cfg = Config()
+    cfg.set_main_option("script_location", "engine.store:migrations")
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", "engine.store:migrations")
+    return ScriptDirectory.from_config(cfg).get_current_head() or ""
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``; safe when several processes start at once."""
+    if revision == "head" and current_revision(engine) == head_revision():
+        return
+    for attempt in range(3):
+        try:
+            with engine.connect().execution_options(smartcity_write=True) as conn:
+                if engine.dialect.name == "postgresql":
+                    with conn.begin():
+                        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY + 1})")
+                        command.upgrade(_alembic_config(conn), revision)
+                else:
+                    command.upgrade(_alembic_config(conn), revision)
+                    conn.commit()
+            return
+        except DBAPIError:
+            # Another process created the tables first; look again.
+            if attempt == 2:
+                raise
+            if revision == "head" and current_revision(engine) == head_revision():
+                return
