@@ -545,5 +545,19 @@ def agencies_cmd() -> None:
         out.print(f"{code}\t{name}", markup=False)
 
 
+@app.command("demo")
+@handle_errors
+def demo_cmd(regions: Annotated[int, typer.Option("--regions", help="How many regions.")] = 50,
+             db: DbOption = None,
+             seed: Annotated[int, typer.Option(help="Seed of the generated content.")] = 2018,
+             ) -> None:
+    """Run a real cohort (2018, with Ponorogo, Wonosobo, Mojokerto, Sawahlunto) through every
+    stage to the regents' approval with Prefect, and print the summary."""
+    from engine.store.database import resolve_url
+    from flows.demo import run_demo
+
+    run_demo(resolve_url(db), regions, seed, out)
+
+
 def main() -> None:  # pragma: no cover
     app()

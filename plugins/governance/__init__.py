@@ -49,7 +49,7 @@ def rule_spbe(pillar: StandardPillar, data: dict[str, Any], plan: Any) -> list[F
 
 def example_spbe(plan: Any, rng: Any) -> dict[str, Any]:
     index = Decimal(rng.randrange(120, 450)) / 100
-    return {"year": plan.programme_year - 1, "spbe_index": str(index),
+    return {"year": max(2018, plan.programme_year - 1), "spbe_index": str(index),
             "predicate": spbe_predicate(index), "online_services": rng.randrange(5, 120)}
 
 

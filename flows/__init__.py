@@ -1,0 +1,1 @@
+"""Prefect flows that run a cohort. Thin: they sequence engine operations, nothing more."""
