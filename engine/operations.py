@@ -85,6 +85,8 @@ def fill_stage(engine: Engine, programme: str, region: str, stage: str, seed: in
     ``skip`` holds (pillar, form) pairs to leave out, to simulate a late region."""
     officer = officer_of(region)
     state = engine.plan(programme, region)
+    if state.stage != stage or state.status != "open":
+        return 0  # nothing to fill: the stage is not (or no longer) open
     rnd = state.review_round
     rng = random.Random(f"{seed}:{programme}:{region}:{stage}:{rnd}")
     issued = 0

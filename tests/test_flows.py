@@ -1,0 +1,120 @@
+"""Prefect flows over the engine: the demo, retries that write nothing twice, blocked regions,
+and the programme flow with the event store on PostgreSQL.
+
+One Prefect test server for the whole session (prefect_test_harness), heartbeat off."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import operations as ops
+from engine.application import Engine
+from engine.roles import Actor, Role
+from flows.runtime import apply_local_defaults
+
+apply_local_defaults()
+
+pytestmark = pytest.mark.prefect
+
+OP = Actor(id="op-kominfo", role=Role.OPERATOR)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server():  # type: ignore[no-untyped-def]
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.runtime import local_run
+
+    with prefect_test_harness(server_startup_timeout=120), local_run():
+        yield
+
+
+def _programme(url: str, regions: list[str], pid: str = "m100-2023") -> Engine:
+    eng = Engine(url)
+    eng.create_programme(OP, pid, "Menuju 100 Smart City 2023", 2023, regions)
+    return eng
+
+
+def test_demo_with_five_regions_runs_to_approval(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    db = f"sqlite:///{tmp_path}/demo.db"
+    result = CliRunner().invoke(app, ["demo", "--regions", "5", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert "Stages: approved: 5" in result.output
+    eng = Engine(db)
+    plans = {p.region_code: p for p in eng.plans("m100-2018")}
+    assert set(plans) == {"35.02", "33.07", "35.76", "13.73", "12.05"}
+    assert all(p.stage == "approved" for p in plans.values())
+    assert all(p.quick_wins for p in plans.values())
+    # a second run finds everything recorded and writes nothing
+    before = eng.store.last_position()
+    again = CliRunner().invoke(app, ["demo", "--regions", "5", "--db", db])
+    assert again.exit_code == 0, again.output
+    assert eng.store.last_position() == before
+
+
+def test_retried_task_after_its_command_was_recorded_writes_nothing_twice(  # type: ignore[no-untyped-def]
+        tmp_path, monkeypatch) -> None:
+    from flows.programme import stage_flow
+
+    url = f"sqlite:///{tmp_path}/retry.db"
+    eng = _programme(url, ["35.02", "33.07"])
+    for region in ("35.02", "33.07"):
+        ops.enrol(eng, "m100-2023", region)
+    real_close = ops.close_stage
+    calls: list[str] = []
+
+    def close_then_crash(engine, programme, region, stage, actor=ops.FLOW_OPERATOR):  # type: ignore[no-untyped-def]
+        calls.append(region)
+        outcome = real_close(engine, programme, region, stage, actor)
+        if calls.count(region) == 1:
+            raise ConnectionError("network dropped after the command was recorded")
+        return outcome
+
+    monkeypatch.setattr(ops, "close_stage", close_then_crash)
+    outcomes = stage_flow(url, "m100-2023", "bimtek_1", simulate=True, seed=3)
+    assert sorted(calls) == ["33.07", "33.07", "35.02", "35.02"]  # each retried once
+    assert all(o["completed"] for o in outcomes)
+    for region in ("35.02", "33.07"):
+        types = [e.event_type for e in eng.history("m100-2023", region)]
+        assert types.count("StageCompleted") == 1
+        assert types.count("StageStarted") == 1
+        forms = [e for e in eng.history("m100-2023", region) if e.event_type == "FormSubmitted"]
+        assert len(forms) == len({e.payload for e in forms})  # no form recorded twice
+
+
+def test_stage_flow_leaves_a_region_with_a_missing_form_blocked_and_reports_it(  # type: ignore[no-untyped-def]
+        tmp_path) -> None:
+    from flows.programme import stage_flow
+
+    url = f"sqlite:///{tmp_path}/blocked.db"
+    eng = _programme(url, ["35.76", "13.73"])
+    for region in ("35.76", "13.73"):
+        ops.enrol(eng, "m100-2023", region)
+        ops.open_stage(eng, "m100-2023", region, "bimtek_1")
+    ops.fill_stage(eng, "m100-2023", "35.76", "bimtek_1")
+    ops.fill_stage(eng, "m100-2023", "13.73", "bimtek_1",
+                   skip=frozenset({("governance", "swot")}))
+    outcomes = {o["region"]: o for o in stage_flow(url, "m100-2023", "bimtek_1")}
+    assert outcomes["35.76"]["completed"] is True
+    assert outcomes["13.73"] == {"region": "13.73", "stage": "bimtek_1", "completed": False,
+                                 "missing": {"governance": ["form swot"]}}
+    assert eng.plan("m100-2023", "13.73").status == "open"
+    assert eng.plan("m100-2023", "35.76").status == "done"
+
+
+def test_programme_flow_with_the_event_store_on_postgresql(pg_url) -> None:  # type: ignore[no-untyped-def]
+    from engine.reports import cohort_report
+    from flows.programme import programme_flow
+
+    eng = _programme(pg_url, ["35.02", "33.07", "35.76"])
+    result = programme_flow(pg_url, "m100-2023", simulate=True, seed=5, return_share=0.5)
+    assert sorted(result["approved"]) == ["33.07", "35.02", "35.76"] and not result["blocked"]
+    report = cohort_report(eng, "m100-2023")
+    assert report["stages"]["approved"] == 3
+    assert eng.store.engine.dialect.name == "postgresql"
+    assert all(r["forms"]["governance"]["submitted"] == r["forms"]["governance"]["required"]
+               for r in report["regions"])
