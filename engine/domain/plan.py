@@ -459,12 +459,13 @@ def allowed_commands(state: PlanState | None) -> list[str]:
     i = STAGES.index(state.stage)
     out: list[str] = []
     if state.stage == "approved":
-        return ["ReportQuickWinProgress"]
+        return ["ReportQuickWinProgress"] if state.quick_wins else []
     if state.stage == "review":
         if state.status == "open":
-            return ["RecordReviewFinding", "PassReview", "ReturnForRevision"]
-        return ["ApproveByRegent", "RefuseApproval"]
-    if state.status == "done":
+            out = ["RecordReviewFinding", "PassReview", "ReturnForRevision"]
+        else:
+            out = ["ApproveByRegent", "RefuseApproval"]
+    elif state.status == "done":
         if state.stage == "bimtek_4":
             out.append("SubmitForReview")
         else:
