@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import ValidationError as PydanticValidationError
 
-from engine.chain import parse_time
 from engine.domain import plan as P
 from engine.domain.events import decode, encode
 from engine.domain.programme import (
@@ -107,16 +106,9 @@ class Engine:
     def replay(self, stream_id: str, *, version: int | None = None,
                at: datetime | None = None) -> P.PlanState:
         """The plan as it was after ``version``, or at moment ``at`` (through ``evolve``)."""
-        state: P.PlanState | None = None
-        last = 0
-        for stored in self.store.read_stream(stream_id, to_version=version):
-            if at is not None and parse_time(stored.occurred_at) > at:
-                break
-            state = P.evolve(state, decode(stored))
-            last = stored.version
-        if state is None:
-            raise NotFound(f"plan {stream_id!r} has no events at that point")
-        return replace(state, version=last)
+        from engine.audit import replay_plan
+
+        return replay_plan(self.store, stream_id, version=version, at=at)
 
     def _load_plan(self, stream_id: str) -> P.PlanState | None:
         cached = self._plans.get(stream_id)

@@ -559,5 +559,13 @@ def demo_cmd(regions: Annotated[int, typer.Option("--regions", help="How many re
     run_demo(resolve_url(db), regions, seed, out)
 
 
+# ---------------------------------------------------------------------------- audit
+from engine.cli_audit import audit_app  # noqa: E402
+
+for _command in audit_app.registered_commands:
+    _command.callback = handle_errors(_command.callback)  # type: ignore[arg-type]
+app.add_typer(audit_app, name="audit")
+
+
 def main() -> None:  # pragma: no cover
     app()
