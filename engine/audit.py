@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import LargeBinary, bindparam, cast, func, or_, select
 
 from engine.chain import GENESIS, combine_heads, event_hash, format_time, parse_time
 from engine.domain import plan as P
@@ -198,6 +198,7 @@ class ChainChecker:
                                  f"version {have}: the tail was deleted",
                                  expected=digest, found=""))
         report.anchor_checked = bool(self.anchor)
+        report.breaks.sort(key=lambda b: (b.position is None, b.position or 0))
         return report
 
 
@@ -212,32 +213,66 @@ def _scope(stream_id: str | None, programme: str | None) -> tuple[str | None, li
     return None, []
 
 
-def _verified_rows(store: EventStore, stream_id: str | None, prefix: str | None,
-                   page_size: int) -> Iterator[tuple[StoredEvent, str | None, int | None,
-                                                     int | None]]:
-    """Events with the command that recorded them, in log order, page by page."""
-    cols = [events.c[name] for name in EXPORT_FIELDS]
-    join = events.outerjoin(commands, commands.c.command_id == events.c.command_id)
-    extra = (commands.c.stream_id, commands.c.first_version, commands.c.last_version)
+def _log_pages(store: EventStore, stream_id: str | None, prefix: str | None,
+               page_size: int) -> Iterator[list[StoredEvent]]:
+    """Events in log order, page by page (keyset on position: each page a short read)."""
+    payload: Any = events.c.payload
+    if not store.is_postgres:
+        payload = cast(events.c.payload, LargeBinary)  # the stored bytes, no decoding
+    cols = [events.c[name] for name in EXPORT_FIELDS if name != "payload"]
+    query = select(*cols, payload)
+    if stream_id is not None:
+        query = query.where(events.c.stream_id == stream_id)
+    elif prefix:
+        query = query.where(events.c.stream_id.startswith(prefix, autoescape=True))
+    query = query.where(events.c.position > bindparam("last")).order_by(
+        events.c.position).limit(page_size)
     last = 0
-    while True:
-        query = select(*cols, *extra).select_from(join).where(events.c.position > last)
-        if stream_id is not None:
-            query = query.where(events.c.stream_id == stream_id)
-        elif prefix:
-            query = query.where(events.c.stream_id.startswith(prefix, autoescape=True))
-        query = query.order_by(events.c.position).limit(page_size)
-        with store.engine.connect() as conn:
-            page = conn.execute(query).all()
-        for row in page:
-            payload = row[11]
-            yield (StoredEvent(row[0], row[1], row[2], row[3], row[4],
-                               payload.encode("utf-8") if isinstance(payload, str) else payload,
-                               row[5], row[6], row[7], row[8], row[9], row[10], row[12]),
-                   row[13], row[14], row[15])
-        if len(page) < page_size:
-            return
-        last = page[-1][0]
+    with store.engine.connect() as conn:
+        while True:
+            rows = conn.execute(query, {"last": last}).all()
+            conn.rollback()  # end the read transaction between pages
+            if not rows:
+                return
+            yield [StoredEvent(r[0], r[1], r[2], r[3], r[4],
+                               r[12] if isinstance(r[12], bytes) else r[12].encode("utf-8"),
+                               r[5], r[6], r[7], r[8], r[9], r[10], r[11]) for r in rows]
+            if len(rows) < page_size:
+                return
+            last = rows[-1][0]
+
+
+def _unrecorded(store: EventStore, stream_id: str | None,
+                prefixes: list[str]) -> Iterator[Break]:
+    """Events no recorded command covers: written behind the engine's back (the
+    database does the join; nothing here grows with the log)."""
+    cmd = commands
+    query = (
+        select(events.c.stream_id, events.c.version, events.c.position, events.c.command_id,
+               cmd.c.stream_id, cmd.c.first_version, cmd.c.last_version)
+        .select_from(events.outerjoin(cmd, cmd.c.command_id == events.c.command_id))
+        .where(or_(cmd.c.command_id.is_(None), cmd.c.stream_id != events.c.stream_id,
+                   events.c.version < cmd.c.first_version,
+                   events.c.version > cmd.c.last_version))
+        .order_by(events.c.position)
+        .limit(MAX_REPORTED * 10)
+    )
+    if stream_id is not None:
+        query = query.where(events.c.stream_id == stream_id)
+    elif prefixes:
+        query = query.where(or_(*[events.c.stream_id == p if not p.endswith(":") else
+                                  events.c.stream_id.startswith(p, autoescape=True)
+                                  for p in prefixes]))
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    for s_id, version, position, command_id, c_stream, first, last in rows:
+        if c_stream is None:
+            yield Break(s_id, version, f"no command {command_id!r} recorded this event: it was "
+                        "written behind the engine's back", position=position)
+        else:
+            yield Break(s_id, version, f"command {command_id!r} recorded {c_stream} versions "
+                        f"{first}-{last}, not this event: it was moved or inserted",
+                        position=position)
 
 
 def _recorded_tails(store: EventStore, stream_id: str | None,
@@ -265,25 +300,19 @@ def verify_store(store: EventStore, *, stream_id: str | None = None,
                     if s == single or any(s == p or (p.endswith(":") and s.startswith(p))
                                           for p in prefixes)}
     checker = ChainChecker(VerifyReport(), anchored)
-    report = checker.report
     for prefix in (prefixes or [None]):
-        done = 0
-        for ev, cmd_stream, first, last in _verified_rows(store, single, prefix, page_size):
-            checker.feed(ev)
-            if cmd_stream is None:
-                report.add(Break(ev.stream_id, ev.version,
-                                 f"no command {ev.command_id!r} recorded this event: it was "
-                                 "written behind the engine's back", position=ev.position))
-            elif cmd_stream != ev.stream_id or not (first <= ev.version <= last):  # type: ignore[operator]
-                report.add(Break(ev.stream_id, ev.version,
-                                 f"command {ev.command_id!r} recorded {cmd_stream} versions "
-                                 f"{first}-{last}, not this event: it was moved or inserted",
-                                 position=ev.position))
-            done += 1
-            if progress is not None and done % page_size == 0:
-                progress(page_size)
-        if progress is not None and done % page_size:
-            progress(done % page_size)
+        exact = prefix is not None and not prefix.endswith(":")  # a programme's own stream
+        pages = _log_pages(store, prefix if exact else single, None if exact else prefix,
+                           page_size)
+        for page in pages:
+            feed = checker.feed
+            for ev in page:
+                feed(ev)
+            if progress is not None:
+                progress(len(page))
+    report = checker.report
+    for brk in sorted(_unrecorded(store, single, prefixes), key=lambda b: b.position or 0):
+        report.add(brk)
     return checker.finish(_recorded_tails(store, single, prefixes))
 
 
