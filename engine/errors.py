@@ -63,16 +63,59 @@ class ValidationError(SmartCityError):
         """Translate a pydantic ValidationError, keeping the field path of each problem."""
         errors = []
         for err in exc.errors(include_url=False):
-            loc = ".".join(str(p) for p in err.get("loc", ())) or "(form)"
+            loc = field_path(err.get("loc", ())) or "(form)"
             errors.append(
                 FieldError(
                     field=f"{prefix}{loc}",
                     message=err.get("msg", "invalid"),
                     pillar=pillar,
                     form=form,
+                    fix=_FIXES.get(err.get("type", ""), "correct this value"),
                 )
             )
         return cls(errors)
+
+
+def field_path(loc: Any) -> str:
+    """``("items", 0, "agency")`` -> ``items[0].agency``: the one way paths are written."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+# What to do about pydantic's error types, in words a regional officer can act on.
+_FIXES = {
+    "missing": "fill in this field",
+    "extra_forbidden": "remove this field: the form does not have it",
+    "int_parsing": "give a whole number",
+    "int_type": "give a whole number",
+    "int_from_float": "give a whole number",
+    "decimal_parsing": "give a number written as text, e.g. \"2.71\"",
+    "string_type": "give text",
+    "string_too_short": "fill in this field",
+    "string_too_long": "shorten the text",
+    "string_pattern_mismatch": "use the expected format",
+    "too_short": "add at least the required number of items",
+    "too_long": "remove items: the list is too long",
+    "greater_than": "give a larger value",
+    "greater_than_equal": "give a larger value",
+    "less_than": "give a smaller value",
+    "less_than_equal": "give a smaller value",
+    "literal_error": "choose one of the allowed values",
+    "enum": "choose one of the allowed values",
+    "date_from_datetime_parsing": "give a date as YYYY-MM-DD",
+    "date_parsing": "give a date as YYYY-MM-DD",
+    "date_type": "give a date as YYYY-MM-DD",
+    "bool_parsing": "give true or false",
+    "dict_type": "give an object with the form's fields",
+    "list_type": "give a list",
+    "model_type": "give an object with the form's fields",
+    "value_error": "correct this value",
+}
 
 
 class ConcurrencyError(SmartCityError):

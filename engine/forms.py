@@ -16,7 +16,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from engine.domain.plan import HIGH_RISK, PlanState
 from engine.errors import FieldError
@@ -39,8 +39,20 @@ def agencies() -> dict[str, str]:
     return {r["code"]: r["name"] for r in csv.DictReader(text.splitlines())}
 
 
+MAX_EXACT_INT = 2**53 - 1  # JSON readers (RFC 7493, RFC 8785) hold integers exactly up to here
+
+
 class Form(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _exact_integer(cls, value: Any) -> Any:
+        """Refuse integers the audit log's canonical JSON cannot hold exactly (orjson raised
+        a TypeError past 64 bits); applies to every field of every form, plugins' included."""
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_EXACT_INT:
+            raise ValueError(f"{value} is too large to record exactly (at most {MAX_EXACT_INT})")
+        return value
 
 
 def build_models(pillar: str, elements: tuple[str, ...]) -> dict[tuple[str, str], type[Form]]:
@@ -413,10 +425,14 @@ def rule_steps(pillar: StandardPillar, data: dict[str, Any], plan: PlanState) ->
                                      fix="swap or correct the dates"))
         if not year <= start.year <= year + HORIZON_YEARS:
             errors.append(FieldError(f"steps[{n}].start", f"{start} is outside the plan's "
-                                     f"horizon {year}-{year + HORIZON_YEARS}"))
+                                     f"horizon {year}-{year + HORIZON_YEARS}",
+                                     fix=f"start in a year from {year} to "
+                                     f"{year + HORIZON_YEARS}"))
         if s["ref"] not in known:
             errors.append(FieldError(f"steps[{n}].ref", f"{s['ref']!r} is neither an innovation "
-                                     f"programme nor a quick win of {pillar.id}"))
+                                     f"programme nor a quick win of {pillar.id}",
+                                     fix="refer to one of: " + (", ".join(sorted(known))
+                                                                or "none submitted")))
     return errors
 
 

@@ -60,7 +60,20 @@ def reviewed(clocked: Engine, operator) -> Engine:  # type: ignore[no-untyped-de
     return clocked
 
 
+def behind_the_engines_back(eng: Engine) -> None:
+    """Switch off the database's append-only triggers, as an administrator could."""
+    with eng.store.engine.begin() as conn:
+        if eng.store.is_postgres:
+            for table in ("events", "commands"):
+                conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+        else:
+            for table in ("events", "commands"):
+                for action in ("update", "delete"):
+                    conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_{action}"))
+
+
 def sql(eng: Engine, statement: str, **params: object) -> None:
+    behind_the_engines_back(eng)
     with eng.store.engine.begin() as conn:
         conn.execute(text(statement), params)
 
@@ -77,6 +90,24 @@ def verify(eng: Engine, **kw: object) -> audit.VerifyReport:
 
 
 # ---------------------------------------------------------------------------- verify
+@pytest.mark.parametrize("statement", [
+    "UPDATE events SET actor_id = 'x' WHERE version = 2",
+    "DELETE FROM events WHERE version = 2",
+    "UPDATE commands SET last_version = 1",
+    "DELETE FROM commands",
+])
+def test_the_database_itself_refuses_updates_and_deletes(reviewed: Engine,
+                                                         statement: str) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    before = audit.make_anchor(reviewed.store)["combined"]
+    with pytest.raises(DBAPIError, match="append-only"):
+        with reviewed.store.engine.begin() as conn:
+            conn.execute(text(statement))
+    assert audit.make_anchor(reviewed.store)["combined"] == before
+    assert verify(reviewed).ok
+
+
 def test_clean_log_verifies(reviewed: Engine) -> None:
     report = verify(reviewed)
     assert report.ok, report.breaks

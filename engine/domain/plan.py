@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo,
+                      field_validator)
 
 from engine.domain.events import Event, event, upcaster
 from engine.errors import FieldError, TransitionError, ValidationError
@@ -384,16 +385,19 @@ class RecordQuickWinRisk(Command):
     likelihood: int = Field(ge=1, le=5)
     impact: int = Field(ge=1, le=5)
     handling: Text
-    mitigation: str = ""
+    mitigation: str = Field(default="", validate_default=True)
 
-    @model_validator(mode="after")
-    def _high_risk_needs_mitigation(self) -> "RecordQuickWinRisk":
-        if self.likelihood * self.impact >= HIGH_RISK and not self.mitigation.strip():
-            raise ValueError(
-                f"mitigation: a risk scored {self.likelihood}x{self.impact}="
-                f"{self.likelihood * self.impact} (>= {HIGH_RISK}) needs a mitigation"
-            )
-        return self
+    @field_validator("mitigation")
+    @classmethod
+    def _high_risk_needs_mitigation(cls, mitigation: str, info: ValidationInfo) -> str:
+        # a field validator (not a model one) so the refusal names the field "mitigation"
+        likelihood, impact = info.data.get("likelihood"), info.data.get("impact")
+        if likelihood is None or impact is None:
+            return mitigation  # already refused for its own field
+        if likelihood * impact >= HIGH_RISK and not mitigation.strip():
+            raise ValueError(f"a risk scored {likelihood}x{impact}={likelihood * impact} "
+                             f"(>= {HIGH_RISK}) needs a mitigation")
+        return mitigation
 
 
 class ReportQuickWinProgress(Command):

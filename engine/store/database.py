@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -18,6 +18,8 @@ DEFAULT_FILE = "smartcity.db"
 URL_VARIABLE = "SMARTCITY_DATABASE_URL"
 # Key of the PostgreSQL advisory lock that orders appends (global positions commit in order).
 APPEND_LOCK_KEY = zlib.crc32(b"smartcity.events.append")
+MIGRATE_LOCK_KEY = APPEND_LOCK_KEY + 1
+ADVISORY_XACT_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -90,7 +92,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             with engine.connect().execution_options(smartcity_write=True) as conn:
                 if engine.dialect.name == "postgresql":
                     with conn.begin():
-                        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY + 1})")
+                        conn.execute(ADVISORY_XACT_LOCK, {"key": MIGRATE_LOCK_KEY})
                         command.upgrade(_alembic_config(conn), revision)
                 else:
                     command.upgrade(_alembic_config(conn), revision)

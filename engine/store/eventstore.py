@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from engine.chain import GENESIS, event_hash, format_time
 from engine.errors import ConcurrencyError, FieldError, ValidationError
 from engine.records import EventMeta, NewEvent, StoredEvent
-from engine.store.database import APPEND_LOCK_KEY, make_engine, migrate, resolve_url
+from engine.store.database import ADVISORY_XACT_LOCK, APPEND_LOCK_KEY, make_engine, migrate, resolve_url
 from engine.store.schema import commands, events
 
 _COLUMNS = (
@@ -90,7 +90,7 @@ class EventStore:
                     if self.is_postgres:
                         # Serialise appends so global positions become visible in order:
                         # a reader paging by position never skips a late commit.
-                        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})")
+                        conn.execute(ADVISORY_XACT_LOCK, {"key": APPEND_LOCK_KEY})
                     done = conn.execute(
                         select(commands.c.stream_id, commands.c.first_version,
                                commands.c.last_version)

@@ -48,3 +48,51 @@ commands = Table(
     Column("first_version", Integer, nullable=False),
     Column("last_version", Integer, nullable=False),
 )
+
+# ---------------------------------------------------------------------------- read models
+# Rebuilt from the log at any time; each projection records the last position it applied
+# in the same transaction as its rows, so a crash never applies an event twice.
+projection_checkpoints = Table(
+    "projection_checkpoints",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("events", BigInteger, nullable=False),
+)
+
+plan_progress = Table(
+    "plan_progress",
+    metadata,
+    Column("stream_id", String(200), primary_key=True),
+    Column("programme_id", String(100), nullable=False),
+    Column("region_code", String(10), nullable=False),
+    Column("region_name", String(200), nullable=False),
+    Column("stage", String(20), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("review_round", Integer, nullable=False),
+    Column("findings", Integer, nullable=False),
+    Column("refusals", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", String(27), nullable=False),
+    Index("ix_plan_progress_programme", "programme_id"),
+)
+
+form_progress = Table(
+    "form_progress",
+    metadata,
+    Column("stream_id", String(200), primary_key=True),
+    Column("stage", String(20), primary_key=True),
+    Column("pillar", String(60), primary_key=True),
+    Column("form", String(80), primary_key=True),
+    Column("submissions", Integer, nullable=False),
+)
+
+quick_win_progress = Table(
+    "quick_win_progress",
+    metadata,
+    Column("stream_id", String(200), primary_key=True),
+    Column("quick_win_id", String(80), primary_key=True),
+    Column("pillar", String(60), nullable=False),
+    Column("completion_percent", Integer, nullable=False),
+    Column("reports", Integer, nullable=False),
+)

@@ -36,15 +36,16 @@ def spbe_predicate(index: Decimal) -> str:
 
 
 def rule_spbe(pillar: StandardPillar, data: dict[str, Any], plan: Any) -> list[FieldError]:
+    errors = []
     expected = spbe_predicate(Decimal(data["spbe_index"]))
     if data["predicate"] != expected:
-        return [FieldError("predicate", f"an SPBE index of {data['spbe_index']} has the "
-                           f"predicate {expected!r}, not {data['predicate']!r}",
-                           fix=f"set predicate to {expected!r} or correct the index")]
+        errors.append(FieldError("predicate", f"an SPBE index of {data['spbe_index']} has the "
+                                 f"predicate {expected!r}, not {data['predicate']!r}",
+                                 fix=f"set predicate to {expected!r} or correct the index"))
     if data["year"] > plan.programme_year:
-        return [FieldError("year", f"{data['year']} is after the programme year "
-                           f"{plan.programme_year}", fix="give the latest evaluation's year")]
-    return []
+        errors.append(FieldError("year", f"{data['year']} is after the programme year "
+                                 f"{plan.programme_year}", fix="give the latest evaluation's year"))
+    return errors
 
 
 def example_spbe(plan: Any, rng: Any) -> dict[str, Any]:
