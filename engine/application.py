@@ -167,12 +167,16 @@ class Engine:
             if cls is None:
                 raise ValidationError(FieldError("command", f"unknown command {command!r}",
                                                  fix="one of " + ", ".join(P.PLAN_COMMANDS)))
-            command = _build(cls, **(data or {}))
-        name = type(command).__name__
+            name = command
+        else:
+            name = type(command).__name__
+        # Who may act comes first: a refused actor learns nothing about the data.
+        authorize(actor, name, region_code)
+        if isinstance(command, str):
+            command = _build(P.PLAN_COMMANDS[name], **(data or {}))
         stream = P.plan_stream(programme_id, region_code)
         log = self.log.bind(plan=stream, command=name, actor=actor.id, role=actor.role.value,
                             command_id=command_id, correlation_id=correlation_id or command_id)
-        authorize(actor, name, region_code)
         if command_id is not None:
             recorded = self.store.events_for_command(command_id)
             if recorded:
