@@ -559,6 +559,62 @@ def demo_cmd(regions: Annotated[int, typer.Option("--regions", help="How many re
     run_demo(resolve_url(db), regions, seed, out)
 
 
+# ---------------------------------------------------------------------------- projections
+projection_app = typer.Typer(help="The cohort progress read model.", no_args_is_help=True)
+app.add_typer(projection_app, name="projection")
+
+
+@projection_app.command("run")
+@handle_errors
+def projection_run(db: DbOption = None) -> None:
+    """Apply the events recorded since the last run."""
+    from engine.projections import CohortProjection
+    from engine.store.eventstore import EventStore
+
+    projection = CohortProjection(EventStore(db))
+    applied = projection.run()
+    out.print(f"applied {applied} events; checkpoint at position "
+              f"{projection.checkpoint().position}", markup=False)
+
+
+@projection_app.command("rebuild")
+@handle_errors
+def projection_rebuild(db: DbOption = None) -> None:
+    """Forget the read model and build it again from the whole log (resumable)."""
+    from engine.projections import CohortProjection
+    from engine.store.eventstore import EventStore
+
+    projection = CohortProjection(EventStore(db))
+    applied = projection.rebuild()
+    out.print(f"rebuilt from {applied} events", markup=False)
+
+
+@projection_app.command("status")
+@handle_errors
+def projection_status(programme: Annotated[str | None, typer.Option("--programme")] = None,
+                      db: DbOption = None,
+                      as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The read model as it stands, with how far behind the log it is."""
+    from engine.projections import CohortProjection
+    from engine.store.eventstore import EventStore
+
+    store = EventStore(db)
+    projection = CohortProjection(store)
+    checkpoint = projection.checkpoint()
+    rows = projection.plans(programme)
+    behind = store.last_position() - checkpoint.position
+    if as_json:
+        print_json({"checkpoint": checkpoint.position, "behind": behind, "plans": rows})
+        return
+    table = Table(title=f"checkpoint {checkpoint.position} ({behind} events behind the log)")
+    for col in ("plan", "region", "stage", "status", "review rounds", "findings", "version"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["stream_id"].removeprefix("plan:"), r["region_name"], r["stage"],
+                      r["status"], str(r["review_round"]), str(r["findings"]), str(r["version"]))
+    out.print(table)
+
+
 # ---------------------------------------------------------------------------- audit
 from engine.cli_audit import audit_app  # noqa: E402
 
