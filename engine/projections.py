@@ -124,17 +124,17 @@ class CohortProjection:
         if programme_id is not None:
             query = query.where(plan_progress.c.programme_id == programme_id)
         with self.store.engine.connect() as conn:
-            return [r._asdict() for r in conn.execute(query)]
+            return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(query)]
 
     def forms(self, stream_id: str) -> list[dict[str, Any]]:
         with self.store.engine.connect() as conn:
-            return [r._asdict() for r in conn.execute(
+            return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(
                 select(form_progress).where(form_progress.c.stream_id == stream_id)
                 .order_by(form_progress.c.stage, form_progress.c.pillar, form_progress.c.form))]
 
     def quick_wins(self, stream_id: str) -> list[dict[str, Any]]:
         with self.store.engine.connect() as conn:
-            return [r._asdict() for r in conn.execute(
+            return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(
                 select(quick_win_progress).where(quick_win_progress.c.stream_id == stream_id)
                 .order_by(quick_win_progress.c.quick_win_id))]
 
@@ -165,13 +165,13 @@ class _Rows:
         for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
             for r in conn.execute(select(plan_progress)
                                   .where(plan_progress.c.stream_id.in_(chunk))):
-                rows.plans[r.stream_id] = r._asdict()
+                rows.plans[r.stream_id] = {str(k): v for k, v in r._mapping.items()}
             for r in conn.execute(select(form_progress)
                                   .where(form_progress.c.stream_id.in_(chunk))):
-                rows.forms[(r.stream_id, r.stage, r.pillar, r.form)] = r._asdict()
+                rows.forms[(r.stream_id, r.stage, r.pillar, r.form)] = {str(k): v for k, v in r._mapping.items()}
             for r in conn.execute(select(quick_win_progress)
                                   .where(quick_win_progress.c.stream_id.in_(chunk))):
-                rows.qws[(r.stream_id, r.quick_win_id)] = r._asdict()
+                rows.qws[(r.stream_id, r.quick_win_id)] = {str(k): v for k, v in r._mapping.items()}
         return rows
 
     def _touch(self, kind: str, key: Any, exists: bool) -> None:
