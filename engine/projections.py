@@ -124,19 +124,23 @@ class CohortProjection:
         if programme_id is not None:
             query = query.where(plan_progress.c.programme_id == programme_id)
         with self.store.engine.connect() as conn:
-            return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(query)]
+            return [_plain(r) for r in conn.execute(query)]
 
     def forms(self, stream_id: str) -> list[dict[str, Any]]:
         with self.store.engine.connect() as conn:
-            return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(
+            return [_plain(r) for r in conn.execute(
                 select(form_progress).where(form_progress.c.stream_id == stream_id)
                 .order_by(form_progress.c.stage, form_progress.c.pillar, form_progress.c.form))]
 
     def quick_wins(self, stream_id: str) -> list[dict[str, Any]]:
         with self.store.engine.connect() as conn:
-            return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(
+            return [_plain(r) for r in conn.execute(
                 select(quick_win_progress).where(quick_win_progress.c.stream_id == stream_id)
                 .order_by(quick_win_progress.c.quick_win_id))]
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    return {str(k): v for k, v in row._mapping.items()}
 
 
 def _take(it: Any, n: int) -> Any:
@@ -165,13 +169,13 @@ class _Rows:
         for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
             for r in conn.execute(select(plan_progress)
                                   .where(plan_progress.c.stream_id.in_(chunk))):
-                rows.plans[r.stream_id] = {str(k): v for k, v in r._mapping.items()}
+                rows.plans[r.stream_id] = _plain(r)
             for r in conn.execute(select(form_progress)
                                   .where(form_progress.c.stream_id.in_(chunk))):
-                rows.forms[(r.stream_id, r.stage, r.pillar, r.form)] = {str(k): v for k, v in r._mapping.items()}
+                rows.forms[(r.stream_id, r.stage, r.pillar, r.form)] = _plain(r)
             for r in conn.execute(select(quick_win_progress)
                                   .where(quick_win_progress.c.stream_id.in_(chunk))):
-                rows.qws[(r.stream_id, r.quick_win_id)] = {str(k): v for k, v in r._mapping.items()}
+                rows.qws[(r.stream_id, r.quick_win_id)] = _plain(r)
         return rows
 
     def _touch(self, kind: str, key: Any, exists: bool) -> None:
