@@ -85,3 +85,13 @@ def engine(db_url: str, registry: PillarRegistry):  # type: ignore[no-untyped-de
 @pytest.fixture
 def operator() -> Actor:
     return Actor(id="op-kominfo", role=Role.OPERATOR)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long variants run only when asked for (``-m slow``); the short seeded ones always do."""
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="long variant: run with `python -m pytest -m slow`")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
