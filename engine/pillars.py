@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -208,6 +209,7 @@ class PillarRegistry:
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             if impl.plugin_name in skip:
                 continue
+            _trace(self.pm, hook, impl.plugin_name, kwargs)
             try:
                 result = impl.function(**{a: kwargs[a] for a in impl.argnames})
             except SmartCityError:
@@ -231,9 +233,17 @@ def make_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     if os.environ.get(TRACE_VARIABLE):
-        pm.trace.root.setwriter(print)
+        pm.trace.root.setwriter(sys.stderr.write)  # stderr: keeps `--json` output clean
         pm.enable_tracing()
     return pm
+
+
+def _trace(pm: pluggy.PluginManager, hook: str, plugin: str, kwargs: dict[str, Any]) -> None:
+    """One trace line per implementation called. The engine calls each implementation itself
+    (so a failure names its plugin), which pluggy's own tracing does not see."""
+    shown = {k: v.plan_id if isinstance(v, PlanState) else v for k, v in kwargs.items()
+             if k not in ("data", "register")}
+    pm.trace.root.get("hook")(f"{hook} -> {plugin}", shown)
 
 
 def load_registry(extra: Iterable[tuple[str, Any]] = (), *, entrypoints: bool = True,
@@ -289,7 +299,8 @@ def _impls(reg: PillarRegistry, hook: str) -> list[Any]:
     return list(getattr(reg.pm.hook, hook).get_hookimpls())
 
 
-def _run(impl: Any, hook: str, register: Any) -> None:
+def _run(reg: PillarRegistry, impl: Any, hook: str, register: Any) -> None:
+    _trace(reg.pm, hook, impl.plugin_name, {})
     try:
         impl.function(register)
     except SmartCityError:
@@ -320,7 +331,7 @@ def _collect_pillars(reg: PillarRegistry) -> None:
             reg.pillars[spec.id] = spec
             reg.owner[spec.id] = _name
 
-        _run(impl, "register_pillars", register)
+        _run(reg, impl, "register_pillars", register)
 
 
 def _collect(reg: PillarRegistry, hook: str, kind: type, add: Any) -> None:
@@ -338,7 +349,7 @@ def _collect(reg: PillarRegistry, hook: str, kind: type, add: Any) -> None:
                                   "this plugin")
             add(reg, item, _name)
 
-        _run(impl, hook, register)
+        _run(reg, impl, hook, register)
 
 
 def _add_indicator(reg: PillarRegistry, item: IndicatorSpec, name: str) -> None:
