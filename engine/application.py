@@ -21,6 +21,7 @@ from engine.domain.programme import (
     AddRegion,
     CreateProgramme,
     ProgrammeState,
+    ScheduleStage,
     decide_programme,
     evolve_programme,
     programme_stream,
@@ -143,6 +144,18 @@ class Engine:
         get_region(region_code)
         state = self.programme(programme_id)
         events = decide_programme(state, AddRegion(region_code=region_code))
+        return self._append(programme_stream(programme_id), state.version, events, actor,
+                            command_id, {"programme": programme_id})
+
+    def schedule_stage(self, actor: Actor, programme_id: str,
+                       command: ScheduleStage | dict[str, Any], *,
+                       command_id: str | None = None) -> list[StoredEvent]:
+        """Set or move a stage's bimtek session and deadline (moving needs a reason)."""
+        authorize(actor, "ScheduleStage", None)
+        cmd = command if isinstance(command, ScheduleStage) else _build(ScheduleStage,
+                                                                       **command)
+        state = self.programme(programme_id)
+        events = decide_programme(state, cmd)
         return self._append(programme_stream(programme_id), state.version, events, actor,
                             command_id, {"programme": programme_id})
 

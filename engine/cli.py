@@ -622,6 +622,16 @@ for _command in audit_app.registered_commands:
     _command.callback = handle_errors(_command.callback)  # type: ignore[arg-type]
 app.add_typer(audit_app, name="audit")
 
+# ---------------------------------------------------------------------------- calendar
+from engine.cli_calendar import calendar_app, overdue_cmd, reminders_app  # noqa: E402
+
+for _sub in (calendar_app, reminders_app):
+    for _command in _sub.registered_commands:
+        _command.callback = handle_errors(_command.callback)  # type: ignore[arg-type]
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(reminders_app, name="reminders")
+app.command("overdue")(handle_errors(overdue_cmd))
+
 
 def main() -> None:  # pragma: no cover
     app()

@@ -203,6 +203,11 @@ class PillarRegistry:
             out[pillar] = missing
         return out
 
+    def notify(self, reminder: Reminder) -> list[tuple[str, bool]]:
+        """Hand a reminder to every ``notify`` implementation: (plugin, delivered)."""
+        return [(name, bool(result)) for name, result in self._call("notify",
+                                                                     reminder=reminder)]
+
     def _call(self, hook: str, **kwargs: Any) -> Iterable[tuple[str, Any]]:
         """Call each implementation separately so a failure names its plugin."""
         skip = self.replaced.get(kwargs.get("pillar", ""), set())

@@ -54,7 +54,7 @@ class Actor(BaseModel):
 PERMISSIONS: dict[str, frozenset[Role]] = {
     "CreateProgramme": frozenset({Role.OPERATOR}),
     "AddRegion": frozenset({Role.OPERATOR}),
-    "RecordPillars": frozenset({Role.OPERATOR}),
+    "ScheduleStage": frozenset({Role.OPERATOR}),
     "EnrolRegion": frozenset({Role.OPERATOR}),
     "StartStage": frozenset({Role.OPERATOR}),
     "CompleteStage": frozenset({Role.OPERATOR}),

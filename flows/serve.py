@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from flows.programme import programme_flow, report_flow, stage_flow
+from flows.reminders import reminder_flow
 from flows.runtime import apply_local_defaults
 
 
@@ -22,6 +23,8 @@ def deployments(db_url: str, programme: str) -> list[Any]:
             "db_url": db_url, "programme": programme, "stage": "bimtek_1", "simulate": False}),
         report_flow.to_deployment(name="report", cron="0 6 * * *",
                                   parameters={"db_url": db_url, "programme": programme}),
+        reminder_flow.to_deployment(name="reminders", cron="0 7 * * *",
+                                    parameters={"db_url": db_url, "programme": programme}),
         programme_flow.to_deployment(name="rehearsal", parameters={
             "db_url": db_url, "programme": f"latihan-{programme}", "simulate": True}),
     ]

@@ -24,7 +24,7 @@ def test_prefect_yaml_deployments_point_at_flows_with_their_parameters() -> None
 
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
     names = [d["name"] for d in spec["deployments"]]
-    assert names == ["stage", "report", "rehearsal"]
+    assert names == ["stage", "report", "reminders", "rehearsal"]
     for deployment in spec["deployments"]:
         flow = load_flow(deployment["entrypoint"])
         assert isinstance(flow, Flow), deployment["entrypoint"]
@@ -46,7 +46,7 @@ def test_served_deployments_match_the_yaml() -> None:
     assert set(built) == {d["name"] for d in spec["deployments"]}
     for d in spec["deployments"]:
         assert built[d["name"]].entrypoint == d["entrypoint"]
-    assert built["report"].schedules  # the morning summary is scheduled
+    assert built["report"].schedules and built["reminders"].schedules  # daily
 
 
 @pytest.mark.parametrize("command", ["prefect work-pool create smartcity --type process",

@@ -118,3 +118,28 @@ def test_programme_flow_with_the_event_store_on_postgresql(pg_url) -> None:  # t
     assert eng.store.engine.dialect.name == "postgresql"
     assert all(r["forms"]["governance"]["submitted"] == r["forms"]["governance"]["required"]
                for r in report["regions"])
+
+
+def test_reminder_flow_retries_and_sends_each_reminder_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A delivery fails: the task fails, Prefect retries it, and the retry sends only what
+    was not delivered. Run again: nothing more is sent."""
+    from flows.reminders import reminder_flow
+    from flows.runtime import engine_for
+    from tests.test_calendar import SCHEDULE, Outbox
+
+    url = f"sqlite:///{tmp_path}/reminders.db"
+    eng = _programme(url, ["35.02", "35.76"])
+    for entry in SCHEDULE:
+        eng.schedule_stage(OP, "m100-2023", entry)
+    for region in ("35.02", "35.76"):
+        ops.enrol(eng, "m100-2023", region)
+    flaky = "m100-2023:35.76:bimtek_1:2023-03-31:upcoming"
+    plugin = Outbox(fail={flaky})
+    engine_for(url).registry.pm.register(plugin, name="flaky-mail")
+    result = reminder_flow(url, "m100-2023", "2023-03-28")
+    assert sorted(result["sent"]) == [flaky]  # the retry's own result: only the pending one
+    assert sorted(plugin.calls) == sorted(["m100-2023:35.02:bimtek_1:2023-03-31:upcoming",
+                                           flaky, flaky])
+    again = reminder_flow(url, "m100-2023", "2023-03-28")
+    assert again["sent"] == [] and len(again["already_sent"]) == 2
+    assert len(plugin.calls) == 3

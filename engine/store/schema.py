@@ -96,3 +96,19 @@ quick_win_progress = Table(
     Column("completion_percent", Integer, nullable=False),
     Column("reports", Integer, nullable=False),
 )
+
+# Deadline reminders, recorded once (the key names the deadline) before hooks send them.
+reminder_outbox = Table(
+    "reminder_outbox",
+    metadata,
+    Column("reminder_id", String(300), primary_key=True),
+    Column("programme_id", String(100), nullable=False),
+    Column("region_code", String(10), nullable=False),
+    Column("stage", String(20), nullable=False),
+    Column("deadline", String(10), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", String(27), nullable=False),
+    Column("sent_at", String(27), nullable=True),
+    Column("delivered_by", String(200), nullable=False, server_default=""),
+)
