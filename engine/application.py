@@ -20,6 +20,7 @@ from engine.domain.events import decode, encode
 from engine.domain.programme import (
     AddRegion,
     CreateProgramme,
+    OpenEvaluation,
     ProgrammeState,
     ScheduleStage,
     decide_programme,
@@ -159,6 +160,16 @@ class Engine:
         return self._append(programme_stream(programme_id), state.version, events, actor,
                             command_id, {"programme": programme_id})
 
+    def open_evaluation(self, actor: Actor, programme_id: str, year: int, *,
+                        command_id: str | None = None) -> list[StoredEvent]:
+        """Open the yearly evaluation of the cohort's approved plans."""
+        authorize(actor, "OpenEvaluation", None)
+        cmd = _build(OpenEvaluation, year=year)
+        state = self.programme(programme_id)
+        events = decide_programme(state, cmd)
+        return self._append(programme_stream(programme_id), state.version, events, actor,
+                            command_id, {"programme": programme_id})
+
     def _programme_or_none(self, programme_id: str) -> ProgrammeState | None:
         try:
             return self.programme(programme_id)
@@ -221,6 +232,14 @@ class Engine:
                 command = command.model_copy(update={"data": clean})
             elif isinstance(command, P.CompleteStage):
                 ctx = P.Context(actor=actor, gate=self.registry.gate(state, command.stage))
+            elif isinstance(command, P.SubmitEvaluation | P.ScoreEvaluation):
+                programme = self.programme(programme_id)
+                ctx = P.Context(actor=actor, evaluation_years=programme.evaluation_years,
+                                indicators=frozenset(
+                                    i.id for p in state.pillars
+                                    for i in self.registry.indicators_of(p)))
+            elif isinstance(command, P.PresentQuickWin | P.AdviseQuickWin):
+                ctx = P.Context(actor=actor, today=self.clock().date())
         events = P.decide(state, command, ctx)
         stored = self._append(stream, version, events, actor, command_id,
                               {"programme": programme_id}, correlation_id, causation_id)

@@ -517,6 +517,18 @@ _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
                                   + (f", {d['regulation_number']}"
                                      if d.get("regulation_number") else ""),
     "ApprovalRefused": lambda d: f"approval refused by {d['regent']}: {d['reason']}",
+    "BimtekSessionRecorded": lambda d: f"{_stage(d['stage'])} session on {d['held_on']} at "
+                                       f"{d['venue']} ({len(d['agencies'])} agencies, "
+                                       f"{len(d.get('institutions') or [])} institutions)",
+    "QuickWinPresented": lambda d: f"quick win {d['quick_win_id']} presented by "
+                                   f"{d['agency']} ({d['presenter']})",
+    "QuickWinAdviceRecorded": lambda d: f"advice {d['advice_id']} on {d['quick_win_id']} by "
+                                        f"{d['advisor']}: {d['text']}",
+    "EvaluationSubmitted": lambda d: f"{d['year']} evaluation submitted: "
+                                     f"{len(d['quick_wins'])} quick wins, "
+                                     f"{len(d['indicators'])} indicators",
+    "EvaluationScored": lambda d: f"{d['year']} evaluation scored by {d['reviewer']}: "
+                                  + ", ".join(f"{p} {v}" for p, v in d["scores"].items()),
 }
 
 

@@ -455,9 +455,22 @@ def show_plan(state: Any, engine: Any) -> None:
     for f in state.findings:
         out.print(f"finding {f.finding_id} (round {f.round}, {f.severity}, {f.pillar or 'plan'}):"
                   f" {f.text}", markup=False)
+    for q in state.quick_wins.values():
+        for who, on, text in ((a.advisor, a.advised_on, a.text) for a in q.advice):
+            out.print(f"advice on {q.quick_win_id} by {who} ({on}): {text}", markup=False)
+    for x in state.sessions:
+        guests = ", ".join(n for n, _ in x.institutions) or "-"
+        out.print(f"session {x.stage} on {x.held_on} at {x.venue}: agencies "
+                  f"{', '.join(x.agencies)}; guests {guests}", markup=False)
     if state.approval:
         a = state.approval
-        out.print(f"approved by {a.head_title} ({a.regent}) {a.regulation_number}", markup=False)
+        out.print(f"approved by {a.head_title} ({a.regent}) {a.regulation_number}"
+                  f"{'; quick wins in the RPJMD' if a.quick_wins_in_rpjmd else ''}",
+                  markup=False)
+    for year, e in sorted(state.evaluations.items()):
+        scores = ", ".join(f"{p} {v}" for p, v in e.scores.items()) or "not scored yet"
+        out.print(f"evaluation {year}: {len(e.quick_wins)} quick wins, {len(e.indicators)} "
+                  f"indicators; maturity {scores}", markup=False)
 
 
 @app.command("events")
@@ -631,6 +644,13 @@ for _sub in (calendar_app, reminders_app):
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(reminders_app, name="reminders")
 app.command("overdue")(handle_errors(overdue_cmd))
+
+# ---------------------------------------------------------------------------- evaluation
+from engine.cli_evaluate import evaluate_app  # noqa: E402
+
+for _command in evaluate_app.registered_commands:
+    _command.callback = handle_errors(_command.callback)  # type: ignore[arg-type]
+app.add_typer(evaluate_app, name="evaluate")
 
 
 def main() -> None:  # pragma: no cover

@@ -160,3 +160,54 @@ def approve(engine: Engine, programme: str, region: str, year: int) -> None:
     engine.execute(regent_of(region), programme, region, P.ApproveByRegent(
         regulation_number=f"{title} No. {int(region.replace('.', '')) % 97 + 1} Tahun {year + 1}",
         quick_wins_in_rpjmd=True), command_id=command_id(programme, region, "approve"))
+
+
+# ---------------------------------------------------------------------------- after approval
+def open_evaluation(engine: Engine, programme: str, year: int,
+                    actor: Actor = FLOW_OPERATOR) -> None:
+    if year not in engine.programme(programme).evaluation_years:
+        engine.open_evaluation(actor, programme, year,
+                               command_id=command_id(programme, "evaluation", year))
+
+
+def simulate_evaluation(engine: Engine, programme: str, region: str, year: int,
+                        seed: int = 0) -> None:
+    """Act as the region (its yearly report) and the experts (their scores), with seeded,
+    plausible figures: quick wins move towards completion, indicators drift."""
+    state = engine.plan(programme, region)
+    if state.stage != "approved":
+        return
+    rng = random.Random(f"{seed}:{programme}:{region}:evaluation:{year}")
+    # about one region in five lags, every year (seeded per region, not per year)
+    laggard = random.Random(f"{seed}:{programme}:{region}:laggard").random() < 0.2
+    elapsed = year - state.programme_year
+    earlier = [y for y in sorted(state.evaluations) if y < year]
+    last = state.evaluations[earlier[-1]] if earlier else None
+    quick_wins = {}
+    for qid, qw in sorted(state.quick_wins.items()):
+        before = last.quick_wins[qid]["completion_percent"] if last and qid in \
+            last.quick_wins else qw.completion_percent
+        pace = rng.choice((0, 5, 10)) if laggard else rng.choice((60, 75, 90, 100))
+        quick_wins[qid] = {"completion_percent": min(100, before + pace),
+                           "evidence": f"https://{region.replace('.', '')}.go.id/smartcity/"
+                                       f"{year}/{qid.lower()}"}
+    indicators = {}
+    for pillar in state.pillars:
+        for spec in engine.registry.indicators_of(pillar)[:3]:
+            base = 40 + (sum(map(ord, spec.id + region)) % 50)
+            drift = rng.randint(-3, 8) * (1 if spec.direction == "higher" else -1)
+            value = max(0, base + drift * elapsed)
+            indicators[spec.id] = f"{value}.{rng.randint(0, 9)}"
+    if year not in state.evaluations:
+        engine.execute(officer_of(region), programme, region, P.SubmitEvaluation(
+            year=year, quick_wins=quick_wins, indicators=indicators),  # type: ignore[arg-type]
+            command_id=command_id(programme, region, "evaluation", year))
+    state = engine.plan(programme, region)
+    if not state.evaluations[year].scores:
+        base = 1 + elapsed // 2 if laggard else 2 + elapsed
+        scores = {p: min(5, max(1, base + rng.randint(-1, 1))) for p in state.pillars}
+        weakest = min(scores, key=lambda p: (scores[p], p))
+        engine.execute(REVIEWER, programme, region, P.ScoreEvaluation(
+            year=year, scores=scores,
+            findings=(f"Pilar {weakest} perlu penguatan tata kelola data",)),
+            command_id=command_id(programme, region, "score", year))

@@ -68,6 +68,12 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "ReturnForRevision": frozenset({Role.REVIEWER}),
     "ApproveByRegent": frozenset({Role.REGENT}),
     "RefuseApproval": frozenset({Role.REGENT}),
+    "RecordBimtekSession": frozenset({Role.OPERATOR}),
+    "PresentQuickWin": frozenset({Role.OPERATOR, Role.REGIONAL_OFFICER}),
+    "AdviseQuickWin": frozenset({Role.REVIEWER}),
+    "OpenEvaluation": frozenset({Role.OPERATOR}),
+    "SubmitEvaluation": frozenset({Role.OPERATOR, Role.REGIONAL_OFFICER}),
+    "ScoreEvaluation": frozenset({Role.REVIEWER}),
 }
 
 

@@ -26,6 +26,9 @@ DEMO_YEAR = 2018
 FEATURED = ("35.02", "33.07", "35.76", "13.73")
 
 
+EVALUATION_YEARS = (1, 2)  # the demo goes on past approval: two yearly evaluations
+
+
 def demo_regions(n: int) -> list[str]:
     text = resources.files("engine.data").joinpath("cohorts.csv").read_text(encoding="utf-8")
     cohort = [r["code"] for r in csv.DictReader(text.splitlines()) if r["year"] == "2018"]
@@ -104,6 +107,7 @@ def run_demo(db_url: str, n: int = 50, seed: int = 2018,
                   f"pillars {', '.join(engine.programme(DEMO_PROGRAMME).pillar_ids)}; "
                   f"store {engine.store.url}")
     console.print("Starting Prefect (local ephemeral server) ...")
+    from flows.evaluation import evaluation_flow
     from flows.programme import programme_flow
 
     timings = Timings(setup=time.perf_counter() - t0)
@@ -115,6 +119,9 @@ def run_demo(db_url: str, n: int = 50, seed: int = 2018,
         try:
             with local_run():
                 outcome = programme_flow(db_url, DEMO_PROGRAMME, simulate=True, seed=seed)
+                evaluations = [evaluation_flow(db_url, DEMO_PROGRAMME, DEMO_YEAR + k,
+                                               simulate=True, seed=seed)
+                               for k in EVALUATION_YEARS]
         finally:
             watcher.stop.set()
             watcher.join()
@@ -123,8 +130,34 @@ def run_demo(db_url: str, n: int = 50, seed: int = 2018,
     report = cohort_report(engine, DEMO_PROGRAMME)
     timings.report = time.perf_counter() - t2
     print_summary(console, report, outcome, timings)
+    print_evaluations(console, evaluations)
     engine.close()
-    return {"report": report, "outcome": outcome, "timings": timings.__dict__}
+    return {"report": report, "outcome": outcome, "evaluations": evaluations,
+            "timings": timings.__dict__}
+
+
+def print_evaluations(console: Console, evaluations: list[dict[str, Any]]) -> None:
+    """One line per evaluation year, then the regions falling behind in the last one."""
+    table = Table(title="Evaluasi pasca-persetujuan / evaluation after approval")
+    for col in ("year", "submitted", "scored", "mean quick-win completion",
+                "mean maturity (1-5)", "falling behind"):
+        table.add_column(col)
+    for ev in evaluations:
+        c = ev["cohort"]
+        by_pillar = c["mean_maturity_by_pillar"]
+        mean = round(sum(by_pillar.values()) / len(by_pillar), 2) if by_pillar else "-"
+        table.add_row(str(ev["year"]), f"{c['submitted']}/{c['approved']}",
+                      str(c["scored"]), f"{c['mean_completion']}%", str(mean),
+                      str(len(c["falling_behind"])))
+    console.print(table)
+    if evaluations:
+        last = evaluations[-1]
+        names = {r["region_code"]: r["region_name"] for r in last["regions"]}
+        behind = last["cohort"]["falling_behind"][:8]
+        if behind:
+            console.print(f"Falling behind in {last['year']}: "
+                          + ", ".join(names[c] for c in behind)
+                          + (" ..." if len(last["cohort"]["falling_behind"]) > 8 else ""))
 
 
 def print_summary(console: Console, report: dict[str, Any], outcome: dict[str, Any],

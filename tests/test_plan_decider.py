@@ -259,7 +259,8 @@ def test_start_stage_refused_while_previous_in_progress(i: int) -> None:
     assert err.allowed == [f"SubmitForm({previous})", f"CompleteStage({previous})"] + (
         ["ProposeQuickWin"] if previous in ("bimtek_2", "bimtek_3") else []) + (
         ["RecordQuickWinRisk"] if previous == "bimtek_3" else []) + (
-        ["ReportQuickWinProgress"] if previous == "bimtek_3" else [])
+        ["ReportQuickWinProgress", "PresentQuickWin", "AdviseQuickWin"]
+        if previous == "bimtek_3" else []) + ["RecordBimtekSession"]
 
 
 def test_start_stage_refused_when_skipping_ahead() -> None:
@@ -276,7 +277,7 @@ def test_start_stage_refused_going_backwards() -> None:
     with pytest.raises(TransitionError) as exc:
         decide(state, StartStage(stage="bimtek_1"), ctx())
     assert exc.value.stage == "bimtek_2 (completed)"
-    assert exc.value.allowed == ["StartStage(bimtek_3)"]
+    assert exc.value.allowed == ["StartStage(bimtek_3)", "RecordBimtekSession"]
 
 
 @pytest.mark.parametrize("stage", BIMTEK_STAGES)
@@ -332,7 +333,8 @@ def test_complete_stage_refused_with_missing_items() -> None:
     assert "bimtek_1 cannot be completed, missing: governance: profil_daerah, sop; " \
            "living: rpjmd_link" in str(err)
     assert err.stage == "bimtek_1 (in progress)"
-    assert err.allowed == ["SubmitForm(bimtek_1)", "CompleteStage(bimtek_1)"]
+    assert err.allowed == ["SubmitForm(bimtek_1)", "CompleteStage(bimtek_1)",
+                           "RecordBimtekSession"]
     assert err.to_dict()["missing"] == err.missing
 
 
@@ -613,7 +615,8 @@ def test_pass_review_marks_review_done() -> None:
     assert events == [ReviewPassed(round=1, reviewer="ta-reviewer")]
     after = evolve(state, events[0])
     assert (after.stage, after.status) == ("review", "done")
-    assert allowed_commands(after) == ["ApproveByRegent", "RefuseApproval", "ReportQuickWinProgress"]
+    assert allowed_commands(after) == ["ApproveByRegent", "RefuseApproval",
+                                       "ReportQuickWinProgress", "RecordBimtekSession"]
 
 
 def test_return_for_revision_reopens_bimtek_4() -> None:
@@ -653,7 +656,8 @@ def test_approve_by_regent_after_review_passed() -> None:
     assert (after.stage, after.status) == ("approved", "done")
     assert after.approval.regulation_date == "2023-11-30"
     assert after.approval.regent == "bupati-ponorogo"
-    assert allowed_commands(after) == ["ReportQuickWinProgress"]
+    assert allowed_commands(after) == ["ReportQuickWinProgress", "SubmitEvaluation",
+                                       "ScoreEvaluation", "RecordBimtekSession"]
 
 
 def test_refuse_approval_returns_to_open_review() -> None:

@@ -74,6 +74,12 @@ EXPECTED: dict[str, tuple[bool, ...]] = {
     "ReturnForRevision":      (N,       N,      N,      Y,       N,     N,     N),
     "ApproveByRegent":        (N,       N,      N,      N,       Y,     N,     N),
     "RefuseApproval":         (N,       N,      N,      N,       Y,     N,     N),
+    "RecordBimtekSession":    (Y,       N,      N,      N,       N,     N,     N),
+    "PresentQuickWin":        (Y,       Y,      N,      N,       N,     N,     N),
+    "AdviseQuickWin":         (N,       N,      N,      Y,       N,     N,     N),
+    "OpenEvaluation":         (Y,       N,      N,      N,       N,     N,     N),
+    "SubmitEvaluation":       (Y,       Y,      N,      N,       N,     N,     N),
+    "ScoreEvaluation":        (N,       N,      N,      Y,       N,     N,     N),
 }
 
 
@@ -81,7 +87,7 @@ EXPECTED: dict[str, tuple[bool, ...]] = {
 # Situations a command can be valid in, in the order one plan passes through them.
 SITUATIONS = ("empty", "programme", "enrolled", "bimtek_1_filled", "bimtek_2_open",
               "bimtek_3_filled", "bimtek_4_done", "review_open", "review_with_finding",
-              "review_passed")
+              "review_passed", "approved", "evaluation_submitted")
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,14 @@ def history(registry: PillarRegistry,
     note("review_with_finding")
     engine.execute(ACTORS["reviewer"], PROGRAMME, REGION, "PassReview")
     note("review_passed")
+    engine.execute(ACTORS["regent-own"], PROGRAMME, REGION, "ApproveByRegent",
+                   {"regulation_number": "Perbup No. 7 Tahun 2024"})
+    note("approved")
+    engine.open_evaluation(operator, PROGRAMME, YEAR + 1)
+    engine.execute(officer, PROGRAMME, REGION, "SubmitEvaluation", {
+        "year": YEAR + 1, "quick_wins": {first_quick_win(engine): {
+            "completion_percent": 40, "evidence": "https://ponorogo.go.id/laporan"}}})
+    note("evaluation_submitted")
     assert list(at) == [s for s in SITUATIONS if s not in ("empty", "programme")]
     at["programme"] = 0
     yield History(_new(engine.store.read_stream(programme_stream(PROGRAMME))),
@@ -224,6 +238,27 @@ COMMANDS: dict[str, Command] = {
         "regulation_number": "Perbup No. 7 Tahun 2024", "quick_wins_in_rpjmd": True})),
     "RefuseApproval": Command("review_passed", plan_command(
         "RefuseApproval", {"reason": "Anggaran quick win belum masuk RPJMD"})),
+    "RecordBimtekSession": Command("bimtek_1_filled", plan_command("RecordBimtekSession", {
+        "stage": "bimtek_1", "held_on": "2023-03-07", "venue": "Pendopo Kabupaten Ponorogo",
+        "agencies": ["BAPPEDA", "DISKOMINFO"],
+        "institutions": [{"name": "Polres Ponorogo", "kind": "police"}],
+        "working_groups": {"governance": ["Sekretariat Daerah"]}})),
+    "PresentQuickWin": Command("bimtek_3_filled", plan_command(
+        "PresentQuickWin", lambda engine: {"quick_win_id": first_quick_win(engine),
+                                           "presenter": "Kepala Dinas"})),
+    "AdviseQuickWin": Command("bimtek_3_filled", plan_command(
+        "AdviseQuickWin", lambda engine: {"quick_win_id": first_quick_win(engine),
+                                          "advice_id": "A-ROLES",
+                                          "text": "Mulai dari dua kecamatan percontohan"})),
+    "OpenEvaluation": Command("programme", lambda engine, actor: engine.open_evaluation(
+        actor, PROGRAMME, YEAR + 2)),
+    "SubmitEvaluation": Command("approved", plan_command(
+        "SubmitEvaluation", lambda engine: {"year": YEAR + 1, "quick_wins": {
+            first_quick_win(engine): {"completion_percent": 60,
+                                      "evidence": "Laporan triwulan IV"}}})),
+    "ScoreEvaluation": Command("evaluation_submitted", plan_command(
+        "ScoreEvaluation", lambda engine: {"year": YEAR + 1, "scores": {
+            p: 3 for p in engine.plan(PROGRAMME, REGION).pillars}})),
 }
 
 

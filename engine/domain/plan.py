@@ -155,7 +155,96 @@ class ApprovalRefused(Event):
     reason: str
 
 
+InstitutionKind = Literal["police", "military", "red_cross", "bank", "university",
+                          "community_forum", "media", "business", "other"]
+# The maturity scale the expert team scores each pillar on in a yearly evaluation.
+MATURITY = {1: "Rintisan / initiating", 2: "Berkembang / developing",
+            3: "Terdefinisi / defined", 4: "Terkelola / managed", 5: "Optimal / optimised"}
+
+
+class Institution(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: Text
+    kind: InstitutionKind
+
+
+@event
+class BimtekSessionRecorded(Event):
+    """A bimtek session held for the region: when, where, who came, the working groups."""
+
+    stage: BimtekStage
+    held_on: date
+    venue: str
+    agencies: tuple[str, ...]
+    institutions: tuple[Institution, ...] = ()
+    working_groups: dict[str, tuple[str, ...]] = {}
+
+
+@event
+class QuickWinPresented(Event):
+    quick_win_id: str
+    agency: str
+    presenter: str
+    presented_on: date
+
+
+@event
+class QuickWinAdviceRecorded(Event):
+    quick_win_id: str
+    advice_id: str
+    advisor: str
+    text: str
+    advised_on: date
+
+
+@event
+class EvaluationSubmitted(Event):
+    """The region's yearly report after approval: quick-win completion (with evidence)
+    and a measured value per pillar indicator."""
+
+    year: int
+    quick_wins: dict[str, dict[str, Any]]  # id -> {"completion_percent", "evidence"}
+    indicators: dict[str, str]  # indicator id -> measured value (decimal text)
+
+
+@event
+class EvaluationScored(Event):
+    year: int
+    scores: dict[str, int]  # pillar -> maturity 1..5
+    findings: tuple[str, ...]
+    reviewer: str
+
+
 # ------------------------------------------------------------------ state
+@dataclass(frozen=True, slots=True)
+class Session:
+    stage: str
+    held_on: str
+    venue: str
+    agencies: tuple[str, ...]
+    institutions: tuple[tuple[str, str], ...]  # (name, kind)
+    working_groups: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    advice_id: str
+    advisor: str
+    text: str
+    advised_on: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    year: int
+    quick_wins: dict[str, dict[str, Any]]
+    indicators: dict[str, str]
+    submissions: int
+    scores: dict[str, int] = field(default_factory=dict)
+    findings: tuple[str, ...] = ()
+    reviewer: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class FormEntry:
     pillar: str
@@ -190,6 +279,8 @@ class QuickWin:
     completion_percent: int = 0
     risks: tuple[Risk, ...] = ()
     progress: tuple[tuple[int, str], ...] = ()  # (percent, reason) reports in order
+    presentations: tuple[tuple[str, str, str], ...] = ()  # (agency, presenter, date)
+    advice: tuple[Advice, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +320,8 @@ class PlanState:
     findings: tuple[Finding, ...] = ()
     approval: Approval | None = None
     refusals: tuple[str, ...] = ()
+    sessions: tuple[Session, ...] = ()
+    evaluations: dict[int, Evaluation] = field(default_factory=dict)
 
     @property
     def plan_id(self) -> str:
@@ -236,6 +329,10 @@ class PlanState:
 
     def form(self, stage: str, pillar: str, form: str) -> FormEntry | None:
         return self.forms.get(form_key(stage, pillar, form))
+
+    def forms_of_all(self, stage: str, form: str) -> list[FormEntry]:
+        """The entries of one form across every pillar (e.g. each pillar's roadmap)."""
+        return [f for f in self.forms.values() if f.stage == stage and f.form == form]
 
     def forms_of(self, pillar: str, stage: str | None = None) -> list[FormEntry]:
         return [f for f in self.forms.values()
@@ -265,7 +362,12 @@ class PlanState:
                                           "likelihood": r.likelihood, "impact": r.impact,
                                           "score": r.score, "handling": r.handling,
                                           "mitigation": r.mitigation} for r in q.risks],
-                               "progress": [list(p) for p in q.progress]}
+                               "progress": [list(p) for p in q.progress],
+                               "presentations": [{"agency": a, "presenter": who, "on": on}
+                                                 for a, who, on in q.presentations],
+                               "advice": [{"advice_id": a.advice_id, "advisor": a.advisor,
+                                           "text": a.text, "on": a.advised_on}
+                                          for a in q.advice]}
                            for k, q in sorted(self.quick_wins.items())},
             "findings": [{"finding_id": f.finding_id, "round": f.round, "pillar": f.pillar,
                           "severity": f.severity, "text": f.text, "reviewer": f.reviewer}
@@ -276,6 +378,16 @@ class PlanState:
                 "regulation_date": self.approval.regulation_date,
                 "quick_wins_in_rpjmd": self.approval.quick_wins_in_rpjmd},
             "refusals": list(self.refusals),
+            "sessions": [{"stage": x.stage, "held_on": x.held_on, "venue": x.venue,
+                          "agencies": list(x.agencies),
+                          "institutions": [{"name": n, "kind": k} for n, k in x.institutions],
+                          "working_groups": {p: list(m) for p, m in
+                                             sorted(x.working_groups.items())}}
+                         for x in self.sessions],
+            "evaluations": {str(y): {"quick_wins": e.quick_wins, "indicators": e.indicators,
+                                     "submissions": e.submissions, "scores": e.scores,
+                                     "findings": list(e.findings), "reviewer": e.reviewer}
+                            for y, e in sorted(self.evaluations.items())},
         }
 
 
@@ -336,6 +448,30 @@ def evolve(state: PlanState | None, ev: Event) -> PlanState:
             return replace(state, stage="approved", status="done", approval=approval)
         case ApprovalRefused():
             return replace(state, status="open", refusals=state.refusals + (ev.reason,))
+        case BimtekSessionRecorded():
+            session = Session(ev.stage, ev.held_on.isoformat(), ev.venue, tuple(ev.agencies),
+                              tuple((i.name, i.kind) for i in ev.institutions),
+                              {p: tuple(m) for p, m in ev.working_groups.items()})
+            return replace(state, sessions=state.sessions + (session,))
+        case QuickWinPresented():
+            qw = state.quick_wins[ev.quick_win_id]
+            qw = replace(qw, presentations=qw.presentations + (
+                (ev.agency, ev.presenter, ev.presented_on.isoformat()),))
+            return replace(state, quick_wins={**state.quick_wins, ev.quick_win_id: qw})
+        case QuickWinAdviceRecorded():
+            qw = state.quick_wins[ev.quick_win_id]
+            qw = replace(qw, advice=qw.advice + (Advice(ev.advice_id, ev.advisor, ev.text,
+                                                        ev.advised_on.isoformat()),))
+            return replace(state, quick_wins={**state.quick_wins, ev.quick_win_id: qw})
+        case EvaluationSubmitted():
+            old = state.evaluations.get(ev.year)
+            entry = Evaluation(ev.year, dict(ev.quick_wins), dict(ev.indicators),
+                               (old.submissions if old else 0) + 1)
+            return replace(state, evaluations={**state.evaluations, ev.year: entry})
+        case EvaluationScored():
+            entry = replace(state.evaluations[ev.year], scores=dict(ev.scores),
+                            findings=tuple(ev.findings), reviewer=ev.reviewer)
+            return replace(state, evaluations={**state.evaluations, ev.year: entry})
     raise TransitionError(f"the plan aggregate does not handle {type(ev).__name__}")
 
 
@@ -436,11 +572,55 @@ class RefuseApproval(Command):
     reason: Text
 
 
+class RecordBimtekSession(Command):
+    stage: BimtekStage
+    held_on: date
+    venue: Text
+    agencies: tuple[Text, ...] = Field(min_length=1)
+    institutions: tuple[Institution, ...] = ()
+    working_groups: dict[Ident, tuple[Text, ...]] = {}
+
+
+class PresentQuickWin(Command):
+    quick_win_id: Ident
+    presenter: Text
+    agency: str = ""  # default: the quick win's owning agency
+
+
+class AdviseQuickWin(Command):
+    quick_win_id: Ident
+    advice_id: Ident
+    text: Text
+
+
+class EvaluationQuickWin(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    completion_percent: int = Field(ge=0, le=100)
+    evidence: Text
+
+
+Measured = Annotated[str, StringConstraints(strip_whitespace=True,
+                                            pattern=r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$")]
+
+
+class SubmitEvaluation(Command):
+    year: int = Field(ge=2017, le=2100)
+    quick_wins: dict[Ident, EvaluationQuickWin] = {}
+    indicators: dict[str, Measured] = {}
+
+
+class ScoreEvaluation(Command):
+    year: int = Field(ge=2017, le=2100)
+    scores: dict[Ident, Annotated[int, Field(ge=1, le=5)]]
+    findings: tuple[Text, ...] = ()
+
+
 PLAN_COMMANDS: dict[str, type[Command]] = {
     c.__name__: c for c in (EnrolRegion, StartStage, CompleteStage, SubmitForm, ProposeQuickWin,
                             RecordQuickWinRisk, ReportQuickWinProgress, SubmitForReview,
                             RecordReviewFinding, PassReview, ReturnForRevision, ApproveByRegent,
-                            RefuseApproval)
+                            RefuseApproval, RecordBimtekSession, PresentQuickWin,
+                            AdviseQuickWin, SubmitEvaluation, ScoreEvaluation)
 }
 
 
@@ -454,6 +634,9 @@ class Context:
     region: Any = None  # engine.regions.Region, for EnrolRegion
     pillars: tuple[str, ...] = ()  # the programme's pillars, for EnrolRegion
     year: int = 0  # the programme's year, for EnrolRegion
+    today: date | None = None  # the engine clock's date, for dated records
+    evaluation_years: tuple[int, ...] = ()  # years the programme opened for evaluation
+    indicators: frozenset[str] = frozenset()  # indicator ids of the plan's pillars
 
 
 def allowed_commands(state: PlanState | None) -> list[str]:
@@ -463,7 +646,8 @@ def allowed_commands(state: PlanState | None) -> list[str]:
     i = STAGES.index(state.stage)
     out: list[str] = []
     if state.stage == "approved":
-        return ["ReportQuickWinProgress"] if state.quick_wins else []
+        return (["ReportQuickWinProgress"] if state.quick_wins else []) + [
+            "SubmitEvaluation", "ScoreEvaluation", "RecordBimtekSession"]
     if state.stage == "review":
         if state.status == "open":
             out = ["RecordReviewFinding", "PassReview", "ReturnForRevision"]
@@ -480,8 +664,13 @@ def allowed_commands(state: PlanState | None) -> list[str]:
             out.append("ProposeQuickWin")
         if state.stage in ("bimtek_3", "bimtek_4"):
             out.append("RecordQuickWinRisk")
+
     if STAGES.index(state.stage) >= STAGES.index("bimtek_3") and state.quick_wins:
         out.append("ReportQuickWinProgress")
+    if state.stage == "bimtek_3" and state.status == "open" and state.quick_wins:
+        out += ["PresentQuickWin", "AdviseQuickWin"]
+    if state.stage != "enrolled":
+        out.append("RecordBimtekSession")
     return out
 
 
@@ -588,7 +777,91 @@ def decide(state: PlanState | None, command: Command, ctx: Context) -> list[Even
                 return [ApprovalRefused(regent=ctx.actor.id, reason=command.reason)]
             return [ApprovedByRegent(regent=ctx.actor.id, head_title=state.head_title,
                                      **command.model_dump())]
+        case RecordBimtekSession():
+            if state is None or STAGES.index(state.stage) < STAGES.index(command.stage):
+                raise _refuse(f"a {command.stage} session can be recorded once the plan has "
+                              f"reached {command.stage}", state)
+            for pillar in command.working_groups:
+                _known_pillar(state, pillar, f"working_groups.{pillar}")
+            if abs(command.held_on.year - state.programme_year) > 1:
+                raise ValidationError(FieldError("held_on", f"{command.held_on} is far from "
+                                                 f"programme year {state.programme_year}",
+                                                 fix="give the session's real date"))
+            return [BimtekSessionRecorded(**command.model_dump())]
+        case PresentQuickWin():
+            s = _in_open_stage(state, ("bimtek_3",), "PresentQuickWin")
+            qw = _known_quick_win(s, command.quick_win_id)
+            agency = command.agency.strip() or qw.agency
+            if agency != qw.agency:
+                raise ValidationError(FieldError("agency", f"{command.quick_win_id} is owned by "
+                                                 f"{qw.agency}, which presents it",
+                                                 fix=f"leave agency out or give {qw.agency}"))
+            return [QuickWinPresented(quick_win_id=qw.quick_win_id, agency=agency,
+                                      presenter=command.presenter,
+                                      presented_on=_today(ctx))]
+        case AdviseQuickWin():
+            s = _in_open_stage(state, ("bimtek_3",), "AdviseQuickWin")
+            qw = _known_quick_win(s, command.quick_win_id)
+            if any(a.advice_id == command.advice_id for a in qw.advice):
+                raise ValidationError(FieldError("advice_id", f"{command.advice_id!r} is "
+                                                 "already recorded", fix="choose another id"))
+            return [QuickWinAdviceRecorded(quick_win_id=qw.quick_win_id,
+                                           advice_id=command.advice_id, advisor=ctx.actor.id,
+                                           text=command.text, advised_on=_today(ctx))]
+        case SubmitEvaluation():
+            s = _approved_for_evaluation(state, command.year, ctx, "SubmitEvaluation")
+            scored = s.evaluations.get(command.year)
+            if scored is not None and scored.scores:
+                raise _refuse(f"the {command.year} evaluation is scored already", s)
+            errors = [FieldError(f"quick_wins.{q}", f"no quick win {q!r} in this plan",
+                                 fix="one of " + ", ".join(sorted(s.quick_wins)))
+                      for q in command.quick_wins if q not in s.quick_wins]
+            errors += [FieldError(f"indicators.{i}", f"{i!r} is not an indicator of this "
+                                  "plan's pillars", fix="see `smartcity indicators`")
+                       for i in command.indicators if i not in ctx.indicators]
+            if not command.quick_wins and not command.indicators:
+                errors.append(FieldError("quick_wins", "the evaluation reports nothing",
+                                         fix="report quick wins and indicators"))
+            if errors:
+                raise ValidationError(errors)
+            return [EvaluationSubmitted(
+                year=command.year,
+                quick_wins={q: v.model_dump() for q, v in command.quick_wins.items()},
+                indicators=dict(command.indicators))]
+        case ScoreEvaluation():
+            s = _approved_for_evaluation(state, command.year, ctx, "ScoreEvaluation")
+            if command.year not in s.evaluations:
+                raise _refuse(f"the region has not submitted its {command.year} evaluation",
+                              s)
+            errors = [FieldError(f"scores.{p}", f"{p!r} is not a pillar of this plan",
+                                 fix="one of " + ", ".join(s.pillars))
+                      for p in command.scores if p not in s.pillars]
+            errors += [FieldError(f"scores.{p}", "every pillar is scored",
+                                  fix="give a maturity from 1 to 5")
+                       for p in s.pillars if p not in command.scores]
+            if errors:
+                raise ValidationError(errors)
+            return [EvaluationScored(year=command.year, scores=dict(command.scores),
+                                     findings=command.findings, reviewer=ctx.actor.id)]
     raise _refuse(f"unknown command {name}", state)
+
+
+def _today(ctx: Context) -> date:
+    if ctx.today is None:
+        raise TransitionError("the engine gave no date for a dated record")
+    return ctx.today
+
+
+def _approved_for_evaluation(state: PlanState | None, year: int, ctx: Context,
+                             what: str) -> PlanState:
+    if state is None or state.stage != "approved":
+        raise _refuse(f"{what}: only an approved plan is evaluated", state)
+    if year not in ctx.evaluation_years:
+        opened = ", ".join(str(y) for y in ctx.evaluation_years) or "none yet"
+        raise ValidationError(FieldError("year", f"the programme has not opened a {year} "
+                                         f"evaluation (opened: {opened})",
+                                         fix="`smartcity evaluate open` first"))
+    return state
 
 
 def _known_pillar(state: PlanState, pillar: str, fld: str) -> None:

@@ -70,6 +70,13 @@ class StageScheduled(Event):
     rescheduled: bool = False
 
 
+@event
+class EvaluationOpened(Event):
+    """A yearly evaluation cycle opened for the cohort's approved plans."""
+
+    year: int
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     stage: str
@@ -95,6 +102,7 @@ class ProgrammeState:
     pillars: tuple[PillarRef, ...]
     version: int = 0
     schedule: dict[str, Schedule] = field(default_factory=dict)
+    evaluation_years: tuple[int, ...] = ()
 
     @property
     def pillar_ids(self) -> tuple[str, ...]:
@@ -105,7 +113,8 @@ class ProgrammeState:
                 "region_codes": list(self.region_codes),
                 "pillars": [p.model_dump() for p in self.pillars], "version": self.version,
                 "schedule": [self.schedule[s].to_dict() for s in SCHEDULED
-                             if s in self.schedule]}
+                             if s in self.schedule],
+                "evaluation_years": list(self.evaluation_years)}
 
 
 class CreateProgramme(BaseModel):
@@ -143,6 +152,11 @@ class ScheduleStage(BaseModel):
     venue: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] = ""
 
+
+
+class OpenEvaluation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    year: int = Field(ge=2017, le=2100)
 
 
 def _check_dates(cmd: ScheduleStage) -> None:
@@ -223,6 +237,18 @@ def decide_programme(state: ProgrammeState | None, command: BaseModel,
         _check_schedule(state, command)
         return [StageScheduled(**command.model_dump(),
                                rescheduled=command.stage in state.schedule)]
+    if isinstance(command, OpenEvaluation):
+        if state is None:
+            raise TransitionError("no such programme")
+        if command.year <= state.year or command.year > state.year + 10:
+            raise ValidationError(FieldError("year", f"evaluations run in the ten years after "
+                                             f"the programme year {state.year}",
+                                             fix=f"give a year from {state.year + 1} to "
+                                                 f"{state.year + 10}"))
+        if command.year in state.evaluation_years:
+            raise ValidationError(FieldError("year", f"the {command.year} evaluation is open "
+                                             "already"))
+        return [EvaluationOpened(year=command.year)]
     raise TransitionError(f"unknown programme command {type(command).__name__}")
 
 
@@ -239,4 +265,6 @@ def evolve_programme(state: ProgrammeState | None, ev: Event) -> ProgrammeState:
         entry = Schedule(ev.stage, ev.deadline, ev.session_start, ev.session_end, ev.venue,
                          (old.changes + 1) if old else 0)
         return replace(state, schedule={**state.schedule, ev.stage: entry})
+    if isinstance(ev, EvaluationOpened):
+        return replace(state, evaluation_years=state.evaluation_years + (ev.year,))
     raise TransitionError(f"the programme aggregate does not handle {type(ev).__name__}")

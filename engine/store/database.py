@@ -11,8 +11,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.pool import QueuePool
 
 DEFAULT_FILE = "smartcity.db"
 URL_VARIABLE = "SMARTCITY_DATABASE_URL"
@@ -36,11 +36,34 @@ def resolve_url(url: str | None = None) -> str:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None)
+        if ":memory:" in url:
+            engine = create_engine(url)
+        else:
+            # Keep connections open between commands (a pool, not NullPool): opening one
+            # re-ran the pragmas, and closing the last one checkpointed the WAL and deleted
+            # it, so every command paid ~3 ms more than its durable commit (bench/ measured
+            # 146 commands/s against 1,900 bare rows/s). No limit on connections, as before.
+            engine = create_engine(url, poolclass=QueuePool, pool_size=5, max_overflow=-1)
+            _forget_connections_after_fork(engine)
         _configure_sqlite(engine)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        _forget_connections_after_fork(engine)
     return engine
+
+
+def _forget_connections_after_fork(engine: Engine) -> None:
+    """A pooled connection inherited through fork() belongs to the parent: never reuse it."""
+
+    @event.listens_for(engine, "connect")
+    def _remember_pid(_dbapi_connection, record):  # type: ignore[no-untyped-def]
+        record.info["pid"] = os.getpid()
+
+    @event.listens_for(engine, "checkout")
+    def _check_pid(_dbapi_connection, record, proxy):  # type: ignore[no-untyped-def]
+        if record.info.get("pid", os.getpid()) != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None
+            raise DisconnectionError("connection was opened in another process")
 
 
 def _configure_sqlite(engine: Engine) -> None:

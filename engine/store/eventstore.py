@@ -2,52 +2,102 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from engine.chain import GENESIS, event_hash, format_time
+from engine.chain import GENESIS, chain_hashes, format_time
 from engine.errors import ConcurrencyError, FieldError, ValidationError
 from engine.records import EventMeta, NewEvent, StoredEvent
-from engine.store.database import ADVISORY_XACT_LOCK, APPEND_LOCK_KEY, make_engine, migrate, resolve_url
-from engine.store.schema import commands, events
+from engine.store.database import APPEND_LOCK_KEY, make_engine, migrate, resolve_url
+from engine.store.schema import events
 
-_COLUMNS = (
-    events.c.position,
-    events.c.stream_id,
-    events.c.version,
-    events.c.event_type,
-    events.c.schema_version,
-    events.c.payload,
-    events.c.actor_id,
-    events.c.actor_role,
-    events.c.occurred_at,
-    events.c.command_id,
-    events.c.correlation_id,
-    events.c.causation_id,
-    events.c.hash,
-)
+# The hot paths (append, read a stream, page through the log, find a command's events) talk
+# to the driver through a pooled connection: SQLAlchemy Core's per-statement and per-row work
+# was most of an append's cost after the commit itself, and most of a replay's read.
+_FIELDS = ("stream_id, version, event_type, schema_version, payload, actor_id, actor_role, "
+           "occurred_at, command_id, correlation_id, causation_id, hash")
 
 
-def _row_to_event(row: Sequence) -> StoredEvent:  # type: ignore[type-arg]
-    payload = row[5]
-    return StoredEvent(
-        position=row[0],
-        stream_id=row[1],
-        version=row[2],
-        event_type=row[3],
-        schema_version=row[4],
-        payload=payload.encode("utf-8") if isinstance(payload, str) else bytes(payload),
-        actor_id=row[6],
-        actor_role=row[7],
-        occurred_at=row[8],
-        command_id=row[9],
-        correlation_id=row[10],
-        causation_id=row[11],
-        hash=row[12],
-    )
+class _Sql:
+    """The statements of the hot paths in the driver's parameter style."""
+
+    def __init__(self, postgres: bool):
+        p = "%s" if postgres else "?"
+        payload = "convert_to(payload, 'UTF8')" if postgres else "CAST(payload AS BLOB)"
+        cols = ("position, stream_id, version, event_type, schema_version, " + payload
+                + ", actor_id, actor_role, occurred_at, command_id, correlation_id, "
+                "causation_id, hash")
+        self.lookup_command = ("SELECT stream_id, first_version, last_version FROM commands "
+                               f"WHERE command_id = {p}")
+        self.head = (f"SELECT version, hash FROM events WHERE stream_id = {p} "
+                     "ORDER BY version DESC LIMIT 1")
+        self.insert_event = (f"INSERT INTO events ({_FIELDS}) VALUES "
+                             f"({', '.join([p] * 12)})")
+        self.insert_command = ("INSERT INTO commands (command_id, stream_id, first_version, "
+                               f"last_version) VALUES ({p}, {p}, {p}, {p})")
+        self.positions = (f"SELECT position FROM events WHERE stream_id = {p} "
+                          f"AND version BETWEEN {p} AND {p} ORDER BY version")
+        self.read_versions = (f"SELECT {cols} FROM events WHERE stream_id = {p} "
+                              f"AND version BETWEEN {p} AND {p} ORDER BY version")
+        self.read_from = (f"SELECT {cols} FROM events WHERE stream_id = {p} "
+                          f"AND version >= {p} ORDER BY version")
+        self.read_page = (f"SELECT {cols} FROM events WHERE position > {p} "
+                          f"ORDER BY position LIMIT {p}")
+        self.read_page_prefix = (f"SELECT {cols} FROM events WHERE position > {p} "
+                                 f"AND stream_id LIKE {p} ESCAPE '/' ORDER BY position LIMIT {p}")
+        self.stream_version = f"SELECT max(version) FROM events WHERE stream_id = {p}"
+        if postgres:
+            # One statement (so, outside a transaction, one round trip and one durable
+            # commit): take the append lock, check that the stream's head is still the one
+            # the caller's state was built on, insert the events in version order (so their
+            # positions are allocated under the lock, in version order) and the command's
+            # row. Nothing is written when the head moved; a taken version or command id
+            # fails on the unique indexes as in the step-by-step path.
+            self.append_pg = (
+                "WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%(key)s) AS locked), "
+                "head AS (SELECT version, hash FROM events WHERE stream_id = %(stream)s "
+                "ORDER BY version DESC LIMIT 1), "
+                f"ins AS (INSERT INTO events ({_FIELDS}) "
+                "SELECT %(stream)s, u.version, u.event_type, u.schema_version, u.payload, "
+                "%(actor)s, %(role)s, %(at)s, %(command)s, %(correlation)s, %(causation)s, "
+                "u.hash FROM lock, unnest(%(versions)s::int[], %(types)s::text[], "
+                "%(schemas)s::int[], %(payloads)s::text[], %(hashes)s::text[]) "
+                "WITH ORDINALITY AS u(version, event_type, schema_version, payload, hash, n) "
+                "WHERE {head} ORDER BY u.n RETURNING position, version), "
+                "cmd AS (INSERT INTO commands (command_id, stream_id, first_version, "
+                "last_version) SELECT %(command)s, %(stream)s, %(first)s, %(last)s "
+                "WHERE EXISTS (SELECT 1 FROM ins)) "
+                "SELECT position, version FROM ins")
+            self.append_pg_new = self.append_pg.format(
+                head="NOT EXISTS (SELECT 1 FROM head)")
+            self.append_pg_after = self.append_pg.format(
+                head="EXISTS (SELECT 1 FROM head WHERE head.version = %(current)s::int "
+                     "AND head.hash = %(previous)s::text)")
+
+
+# SQLite lets one writer in at a time; a writer that finds the lock taken sleeps in SQLite's
+# busy handler (1, 2, 5, 10 ... 100 ms), so threads of one process appending at once (flow
+# tasks) spent most of their time asleep. They queue on this lock instead; other processes
+# still wait through busy_timeout.
+_SQLITE_WRITERS: dict[str, threading.Lock] = {}
+_SQLITE_WRITERS_GUARD = threading.Lock()
+
+
+def _sqlite_writer(url: str) -> threading.Lock:
+    with _SQLITE_WRITERS_GUARD:
+        return _SQLITE_WRITERS.setdefault(url, threading.Lock())
+
+
+def _like_prefix(prefix: str) -> str:
+    """``prefix`` as a LIKE pattern with '/' escaping (as SQLAlchemy's autoescape)."""
+    return prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
 
 
 class EventStore:
@@ -58,11 +108,56 @@ class EventStore:
         self.url = resolve_url(url) if engine is None else str(engine.url)
         self.engine = engine if engine is not None else make_engine(self.url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._driver = self.engine.dialect.loaded_dbapi
+        self._sql = _Sql(self.is_postgres)
+        # PostgreSQL: the last (version, hash) this process saw committed per stream. Only a
+        # hint: the single-statement append checks it in the database and falls back to the
+        # step-by-step path when it is stale, so a wrong entry can never break a chain.
+        self._heads: dict[str, tuple[int, str]] = {}
+        self._writer: AbstractContextManager[Any] = (
+            nullcontext() if self.is_postgres else _sqlite_writer(self.url))
         if auto_migrate:
             migrate(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # ------------------------------------------------------------ driver access
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A pooled driver connection. Driver errors leave as SQLAlchemy's exceptions (as
+        through a SQLAlchemy Connection), and a broken connection is not returned to the pool."""
+        raw = self.engine.raw_connection()
+        try:
+            yield raw
+        except self._driver.Error as exc:
+            invalidated = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, None)
+            if invalidated:
+                raw.invalidate(exc)
+            else:
+                with suppress(self._driver.Error):
+                    raw.rollback()
+            raise DBAPIError.instance(None, None, exc, self._driver.Error,
+                                      connection_invalidated=invalidated,
+                                      dialect=self.engine.dialect) from exc
+        finally:
+            raw.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        """A cursor for reads, each statement its own snapshot (SQLite runs single statements
+        in autocommit already; on PostgreSQL this saves the BEGIN and ROLLBACK round trips)."""
+        with self._connection() as raw:
+            if self.is_postgres:
+                driver = raw.dbapi_connection
+                driver.autocommit = True
+                try:
+                    yield driver.cursor()
+                finally:
+                    if not driver.closed:
+                        driver.autocommit = False
+            else:
+                yield raw.cursor()
 
     # ---------------------------------------------------------------- writing
     def append(
@@ -84,62 +179,16 @@ class EventStore:
         if not new_events:
             return self.events_for_command(meta.command_id)
         when = format_time(occurred_at or datetime.now(UTC))
+        if self.is_postgres:
+            head = self._heads.get(stream_id)
+            if head is not None and expected_version in (None, head[0]):
+                stored = self._append_pg_one_statement(stream_id, head, new_events, meta, when)
+                if stored is not None:
+                    return stored
         try:
-            with self.engine.connect().execution_options(smartcity_write=True) as conn:
-                with conn.begin():
-                    if self.is_postgres:
-                        # Serialise appends so global positions become visible in order:
-                        # a reader paging by position never skips a late commit.
-                        conn.execute(ADVISORY_XACT_LOCK, {"key": APPEND_LOCK_KEY})
-                    done = conn.execute(
-                        select(commands.c.stream_id, commands.c.first_version,
-                               commands.c.last_version)
-                        .where(commands.c.command_id == meta.command_id)
-                    ).first()
-                    if done is not None:
-                        return self._read_versions(conn, done[0], done[1], done[2])
-                    head = conn.execute(
-                        select(events.c.version, events.c.hash)
-                        .where(events.c.stream_id == stream_id)
-                        .order_by(events.c.version.desc())
-                        .limit(1)
-                    ).first()
-                    current, previous = (head[0], head[1]) if head else (0, GENESIS)
-                    if expected_version is not None and current != expected_version:
-                        raise ConcurrencyError(stream_id, expected_version, current)
-                    rows = []
-                    for offset, new in enumerate(new_events, start=1):
-                        version = current + offset
-                        digest = event_hash(
-                            previous, stream_id, version, new.event_type, new.schema_version,
-                            meta.actor_id, meta.actor_role, when, meta.command_id,
-                            meta.correlation_id, meta.causation_id, new.payload,
-                        )
-                        rows.append({
-                            "stream_id": stream_id,
-                            "version": version,
-                            "event_type": new.event_type,
-                            "schema_version": new.schema_version,
-                            "payload": new.payload.decode("utf-8"),
-                            "actor_id": meta.actor_id,
-                            "actor_role": meta.actor_role,
-                            "occurred_at": when,
-                            "command_id": meta.command_id,
-                            "correlation_id": meta.correlation_id,
-                            "causation_id": meta.causation_id,
-                            "hash": digest,
-                        })
-                        previous = digest
-                    positions = conn.execute(
-                        insert(events).returning(events.c.position, sort_by_parameter_order=True),
-                        rows,
-                    ).scalars().all()
-                    conn.execute(insert(commands), {
-                        "command_id": meta.command_id,
-                        "stream_id": stream_id,
-                        "first_version": current + 1,
-                        "last_version": current + len(rows),
-                    })
+            with self._writer, self._connection() as raw:
+                return self._append_step_by_step(raw, stream_id, expected_version, new_events,
+                                                 meta, when)
         except SAIntegrityError as exc:
             # Another writer got there first: either the same command (idempotent) or
             # the same versions of this stream (a conflict).
@@ -148,42 +197,151 @@ class EventStore:
                 return recorded
             raise ConcurrencyError(stream_id, expected_version if expected_version is not None
                                    else -1) from exc
-        return [
-            StoredEvent(position=pos, payload=new.payload, **{k: r[k] for k in (
-                "stream_id", "version", "event_type", "schema_version", "actor_id",
-                "actor_role", "occurred_at", "command_id", "correlation_id",
-                "causation_id", "hash")})
-            for pos, r, new in zip(positions, rows, new_events, strict=True)
+
+    def _chain(self, stream_id: str, current: int, previous: str,
+               new_events: Sequence[NewEvent], meta: EventMeta,
+               when: str) -> tuple[list[int], list[str]]:
+        hashes = chain_hashes(
+            previous, stream_id, current + 1,
+            [(new.event_type, new.schema_version, new.payload) for new in new_events],
+            meta.actor_id, meta.actor_role, when, meta.command_id, meta.correlation_id,
+            meta.causation_id,
+        )
+        return list(range(current + 1, current + 1 + len(hashes))), hashes
+
+    def _stored(self, stream_id: str, positions: Sequence[int], versions: Sequence[int],
+                hashes: Sequence[str], new_events: Sequence[NewEvent], meta: EventMeta,
+                when: str) -> list[StoredEvent]:
+        stored = [
+            StoredEvent(pos, stream_id, version, new.event_type, new.schema_version,
+                        new.payload, meta.actor_id, meta.actor_role, when, meta.command_id,
+                        meta.correlation_id, meta.causation_id, digest)
+            for pos, version, digest, new in zip(positions, versions, hashes, new_events,
+                                                 strict=True)
         ]
+        if self.is_postgres:
+            if len(self._heads) >= 100_000:
+                self._heads.clear()
+            self._heads[stream_id] = (versions[-1], hashes[-1])
+        return stored
+
+    def _append_step_by_step(self, raw: Any, stream_id: str, expected_version: int | None,
+                             new_events: Sequence[NewEvent], meta: EventMeta,
+                             when: str) -> list[StoredEvent]:
+        """One transaction: take the write lock, return the recorded events of a repeated
+        command, read the head, check the expected version, insert, commit."""
+        sql = self._sql
+        cur = raw.cursor()
+        try:
+            if self.is_postgres:
+                # Serialise appends so global positions become visible in order:
+                # a reader paging by position never skips a late commit.
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,))
+            else:
+                cur.execute("BEGIN IMMEDIATE")
+            cur.execute(sql.lookup_command, (meta.command_id,))
+            done = cur.fetchone()
+            if done is not None:
+                cur.execute(sql.read_versions, done)
+                recorded = [StoredEvent(*r) for r in cur.fetchall()]
+                raw.rollback()  # nothing written
+                return recorded
+            cur.execute(sql.head, (stream_id,))
+            head = cur.fetchone()
+            current, previous = (head[0], head[1]) if head else (0, GENESIS)
+            if expected_version is not None and current != expected_version:
+                raise ConcurrencyError(stream_id, expected_version, current)
+            versions, hashes = self._chain(stream_id, current, previous, new_events, meta, when)
+            if self.is_postgres:
+                cur.execute(sql.append_pg_new if current == 0 else sql.append_pg_after,
+                            self._pg_params(stream_id, current, previous, versions, hashes,
+                                            new_events, meta, when))
+                positions = [p for p, _ in sorted(cur.fetchall(), key=lambda r: r[1])]
+            else:
+                rows = [(stream_id, version, new.event_type, new.schema_version,
+                         new.payload.decode("utf-8"), meta.actor_id, meta.actor_role, when,
+                         meta.command_id, meta.correlation_id, meta.causation_id, digest)
+                        for version, digest, new in zip(versions, hashes, new_events)]
+                if len(rows) == 1:
+                    cur.execute(sql.insert_event, rows[0])
+                    positions = [cur.lastrowid]
+                else:
+                    cur.executemany(sql.insert_event, rows)
+                    cur.execute(sql.positions, (stream_id, versions[0], versions[-1]))
+                    positions = [r[0] for r in cur.fetchall()]
+                cur.execute(sql.insert_command,
+                            (meta.command_id, stream_id, versions[0], versions[-1]))
+            if len(positions) != len(versions):  # pragma: no cover - the head was checked
+                raise ConcurrencyError(stream_id, current, -1)
+            raw.commit()
+        except BaseException:
+            with suppress(self._driver.Error):
+                raw.rollback()
+            raise
+        return self._stored(stream_id, positions, versions, hashes, new_events, meta, when)
+
+    def _pg_params(self, stream_id: str, current: int, previous: str, versions: list[int],
+                   hashes: list[str], new_events: Sequence[NewEvent], meta: EventMeta,
+                   when: str) -> dict[str, Any]:
+        return {
+            "key": APPEND_LOCK_KEY, "stream": stream_id, "current": current,
+            "previous": previous, "actor": meta.actor_id, "role": meta.actor_role, "at": when,
+            "command": meta.command_id, "correlation": meta.correlation_id,
+            "causation": meta.causation_id, "versions": versions,
+            "types": [e.event_type for e in new_events],
+            "schemas": [e.schema_version for e in new_events],
+            "payloads": [e.payload.decode("utf-8") for e in new_events],
+            "hashes": hashes, "first": versions[0], "last": versions[-1],
+        }
+
+    def _append_pg_one_statement(self, stream_id: str, head: tuple[int, str],
+                                 new_events: Sequence[NewEvent], meta: EventMeta,
+                                 when: str) -> list[StoredEvent] | None:
+        """Append on the head this process last saw, as one statement committed on its own
+        (synchronous_commit as configured: on by default). None when that head is stale or
+        the command or a version was taken: the caller then takes the step-by-step path,
+        which returns a repeated command's events or raises ConcurrencyError."""
+        current, previous = head
+        versions, hashes = self._chain(stream_id, current, previous, new_events, meta, when)
+        params = self._pg_params(stream_id, current, previous, versions, hashes, new_events,
+                                 meta, when)
+        try:
+            with self._read() as cur:  # autocommit: the statement is its own transaction
+                cur.execute(self._sql.append_pg_new if current == 0
+                            else self._sql.append_pg_after, params)
+                rows = cur.fetchall()
+        except SAIntegrityError:
+            self._heads.pop(stream_id, None)
+            return None
+        if len(rows) != len(versions):  # the head moved: nothing was written
+            self._heads.pop(stream_id, None)
+            return None
+        positions = [p for p, _ in sorted(rows, key=lambda r: r[1])]
+        return self._stored(stream_id, positions, versions, hashes, new_events, meta, when)
 
     # ---------------------------------------------------------------- reading
-    def _read_versions(self, conn, stream_id: str, first: int, last: int) -> list[StoredEvent]:  # type: ignore[no-untyped-def]
-        result = conn.execute(
-            select(*_COLUMNS)
-            .where(events.c.stream_id == stream_id, events.c.version.between(first, last))
-            .order_by(events.c.version)
-        )
-        return [_row_to_event(r) for r in result]
-
     def events_for_command(self, command_id: str) -> list[StoredEvent]:
-        with self.engine.connect() as conn:
-            done = conn.execute(
-                select(commands.c.stream_id, commands.c.first_version, commands.c.last_version)
-                .where(commands.c.command_id == command_id)
-            ).first()
+        with self._read() as cur:
+            cur.execute(self._sql.lookup_command, (command_id,))
+            done = cur.fetchone()
             if done is None:
                 return []
-            return self._read_versions(conn, done[0], done[1], done[2])
+            cur.execute(self._sql.read_versions, done)
+            return [StoredEvent(*r) for r in cur.fetchall()]
 
     def read_stream(self, stream_id: str, from_version: int = 1,
                     to_version: int | None = None) -> list[StoredEvent]:
         """Events of one stream in version order, from ``from_version`` (inclusive)."""
-        query = select(*_COLUMNS).where(events.c.stream_id == stream_id,
-                                        events.c.version >= from_version)
-        if to_version is not None:
-            query = query.where(events.c.version <= to_version)
-        with self.engine.connect() as conn:
-            return [_row_to_event(r) for r in conn.execute(query.order_by(events.c.version))]
+        with self._read() as cur:
+            if to_version is None:
+                cur.execute(self._sql.read_from, (stream_id, from_version))
+            else:
+                cur.execute(self._sql.read_versions, (stream_id, from_version, to_version))
+            stored = [StoredEvent(*r) for r in cur.fetchall()]
+        if self.is_postgres and stored and to_version is None:
+            last = stored[-1]
+            self._heads[stream_id] = (last.version, last.hash)
+        return stored
 
     def read_all(self, from_position: int = 0, page_size: int = 2000,
                  stream_prefix: str | None = None) -> Iterator[StoredEvent]:
@@ -191,22 +349,22 @@ class EventStore:
         (each page its own short read), so memory stays flat for any log size."""
         last = from_position
         while True:
-            query = select(*_COLUMNS).where(events.c.position > last)
-            if stream_prefix:
-                query = query.where(events.c.stream_id.startswith(stream_prefix, autoescape=True))
-            query = query.order_by(events.c.position).limit(page_size)
-            with self.engine.connect() as conn:
-                page = [_row_to_event(r) for r in conn.execute(query)]
+            with self._read() as cur:
+                if stream_prefix:
+                    cur.execute(self._sql.read_page_prefix,
+                                (last, _like_prefix(stream_prefix), page_size))
+                else:
+                    cur.execute(self._sql.read_page, (last, page_size))
+                page = [StoredEvent(*r) for r in cur.fetchall()]
             yield from page
             if len(page) < page_size:
                 return
             last = page[-1].position
 
     def stream_version(self, stream_id: str) -> int:
-        with self.engine.connect() as conn:
-            value = conn.execute(
-                select(func.max(events.c.version)).where(events.c.stream_id == stream_id)
-            ).scalar()
+        with self._read() as cur:
+            cur.execute(self._sql.stream_version, (stream_id,))
+            value = cur.fetchone()[0]
         return int(value or 0)
 
     def stream_ids(self, prefix: str = "") -> list[str]:
