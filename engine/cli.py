@@ -645,6 +645,54 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(reminders_app, name="reminders")
 app.command("overdue")(handle_errors(overdue_cmd))
 
+# ---------------------------------------------------------------------------- web
+user_app = typer.Typer(help="People who use the HTTP API and the dashboard.",
+                       no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+@handle_errors
+def user_add(user_id: str, name: Annotated[str, typer.Option("--name")],
+             role: Annotated[Role, typer.Option("--role")],
+             region: Annotated[str | None, typer.Option("--region", help="For a regional "
+                                                        "officer or regent.")] = None,
+             db: DbOption = None) -> None:
+    """Create a user; prints their API token once (only its hash is stored)."""
+    from engine.store.eventstore import EventStore
+    from engine.users import add_user
+
+    token = add_user(EventStore(db), user_id, name, role, region)
+    out.print(f"user {user_id} ({role.value}{', ' + region if region else ''}) created.",
+              markup=False)
+    out.print("API token (shown once, keep it safe):", markup=False)
+    sys.stdout.write(token + "\n")
+
+
+@user_app.command("disable")
+@handle_errors
+def user_disable(user_id: str, db: DbOption = None) -> None:
+    """Revoke a user's token."""
+    from engine.store.eventstore import EventStore
+    from engine.users import disable_user
+
+    disable_user(EventStore(db), user_id)
+    out.print(f"user {user_id} disabled", markup=False)
+
+
+@app.command("serve")
+@handle_errors
+def serve_cmd(db: DbOption = None,
+              host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+              port: Annotated[int, typer.Option("--port")] = 8000) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) and the dashboard (at /)."""
+    import uvicorn
+
+    from engine.web.api import create_app
+
+    uvicorn.run(create_app(db), host=host, port=port, log_level="info")
+
+
 # ---------------------------------------------------------------------------- evaluation
 from engine.cli_evaluate import evaluate_app  # noqa: E402
 

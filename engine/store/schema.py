@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -111,4 +113,17 @@ reminder_outbox = Table(
     Column("created_at", String(27), nullable=False),
     Column("sent_at", String(27), nullable=True),
     Column("delivered_by", String(200), nullable=False, server_default=""),
+)
+
+# People who use the HTTP API: the token itself is never stored, only its SHA-256.
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", String(100), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(40), nullable=False),
+    Column("region", String(10), nullable=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", String(27), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
 )
