@@ -130,6 +130,8 @@ class Engine:
                          region_codes: Iterable[str] = (), *,
                          command_id: str | None = None) -> list[StoredEvent]:
         authorize(actor, "CreateProgramme", None)
+        if (recorded := self._recorded(command_id)) is not None:
+            return recorded
         cmd = _build(CreateProgramme, programme_id=programme_id, name=name, year=year,
                      region_codes=tuple(region_codes))
         for code in cmd.region_codes:
@@ -142,6 +144,8 @@ class Engine:
     def add_region(self, actor: Actor, programme_id: str, region_code: str, *,
                    command_id: str | None = None) -> list[StoredEvent]:
         authorize(actor, "AddRegion", None)
+        if (recorded := self._recorded(command_id)) is not None:
+            return recorded
         get_region(region_code)
         state = self.programme(programme_id)
         events = decide_programme(state, AddRegion(region_code=region_code))
@@ -153,6 +157,8 @@ class Engine:
                        command_id: str | None = None) -> list[StoredEvent]:
         """Set or move a stage's bimtek session and deadline (moving needs a reason)."""
         authorize(actor, "ScheduleStage", None)
+        if (recorded := self._recorded(command_id)) is not None:
+            return recorded
         cmd = command if isinstance(command, ScheduleStage) else _build(ScheduleStage,
                                                                        **command)
         state = self.programme(programme_id)
@@ -164,11 +170,19 @@ class Engine:
                         command_id: str | None = None) -> list[StoredEvent]:
         """Open the yearly evaluation of the cohort's approved plans."""
         authorize(actor, "OpenEvaluation", None)
+        if (recorded := self._recorded(command_id)) is not None:
+            return recorded
         cmd = _build(OpenEvaluation, year=year)
         state = self.programme(programme_id)
         events = decide_programme(state, cmd)
         return self._append(programme_stream(programme_id), state.version, events, actor,
                             command_id, {"programme": programme_id})
+
+    def _recorded(self, command_id: str | None) -> list[StoredEvent] | None:
+        """The events a repeated command recorded the first time (None: a new command)."""
+        if command_id is None:
+            return None
+        return self.store.events_for_command(command_id) or None
 
     def _programme_or_none(self, programme_id: str) -> ProgrammeState | None:
         try:
