@@ -213,7 +213,8 @@ class Engine:
         if isinstance(command, str):
             command = _build(P.PLAN_COMMANDS[name], **(data or {}))
         stream = P.plan_stream(programme_id, region_code)
-        log = self.log.bind(plan=stream, command=name, actor=actor.id, role=actor.role.value,
+        log = self.log.bind(plan=stream, programme=programme_id, command=name, actor=actor.id,
+                            role=actor.role.value,
                             command_id=command_id, correlation_id=correlation_id or command_id)
         if command_id is not None:
             recorded = self.store.events_for_command(command_id)
