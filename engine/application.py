@@ -213,10 +213,13 @@ class Engine:
         if isinstance(command, str):
             command = _build(P.PLAN_COMMANDS[name], **(data or {}))
         stream = P.plan_stream(programme_id, region_code)
+        given_id = command_id is not None
+        command_id = command_id or new_command_id()
+        correlation_id = correlation_id or command_id
         log = self.log.bind(plan=stream, programme=programme_id, command=name, actor=actor.id,
-                            role=actor.role.value,
-                            command_id=command_id, correlation_id=correlation_id or command_id)
-        if command_id is not None:
+                            role=actor.role.value, command_id=command_id,
+                            correlation_id=correlation_id)
+        if given_id:
             recorded = self.store.events_for_command(command_id)
             if recorded:
                 log.info("command.already_recorded", events=len(recorded))
