@@ -693,6 +693,14 @@ def serve_cmd(db: DbOption = None,
     uvicorn.run(create_app(db), host=host, port=port, log_level="info")
 
 
+# ---------------------------------------------------------------------------- exports
+from engine.cli_export import export_app  # noqa: E402
+
+for _command in export_app.registered_commands:
+    _command.callback = handle_errors(_command.callback)  # type: ignore[arg-type]
+app.add_typer(export_app, name="export")
+
+
 # ---------------------------------------------------------------------------- evaluation
 from engine.cli_evaluate import evaluate_app  # noqa: E402
 
