@@ -11,6 +11,13 @@ from engine.pillars import PillarRegistry
 from engine.regions import all_regions
 
 
+def risk_register(plan: PlanState, quick_win_id: str) -> list[object]:
+    """A quick win's risks: its bimtek III profile's and those recorded as events."""
+    from engine.exports import risk_register as register
+
+    return list(register(plan, quick_win_id))
+
+
 def forms_progress(registry: PillarRegistry, plan: PlanState) -> dict[str, dict[str, int]]:
     """Per pillar: required forms of the stages reached so far, and how many are in."""
     reached = [s for s in BIMTEK_STAGES if STAGES.index(s) <= STAGES.index(plan.stage)]
@@ -37,7 +44,8 @@ def plan_summary(registry: PillarRegistry, plan: PlanState) -> dict[str, Any]:
         "findings": len(plan.findings),
         "forms": forms_progress(registry, plan),
         "quick_wins": [{"id": q.quick_win_id, "pillar": q.pillar, "name": q.name,
-                        "completion_percent": q.completion_percent, "risks": len(q.risks)}
+                        "completion_percent": q.completion_percent,
+                        "risks": len(risk_register(plan, q.quick_win_id))}
                        for q in qws],
         "mean_completion": round(sum(q.completion_percent for q in qws) / len(qws), 1)
         if qws else None,
