@@ -244,7 +244,7 @@ def test_the_matrix_shows_each_region_at_its_stage(site: Site, registry: PillarR
     ponorogo = re.search(rf'<tr data-region="{PONOROGO}".*?</tr>', html, re.S).group(0)
     assert 'class="missing"' not in ponorogo  # its bimtek III forms are all in
     # the charts: plans per stage, quick wins per pillar by completion
-    assert html.count('<svg xmlns="http://www.w3.org/2000/svg" role="img"') == 2
+    assert html.count('<svg xmlns="http://www.w3.org/2000/svg" role="img"') == 3
     assert TEXT["id"]["chart_stages"] in html and TEXT["id"]["chart_quick_wins"] in html
     assert 'class="bar stage-bimtek_1"' in html and 'class="bar band-' in html
 
@@ -498,3 +498,42 @@ def test_the_dashboard_stays_out_of_the_openapi_document(site: Site) -> None:
     assert all(p.startswith("/api/") for p in paths)
     css = site.anonymous().get("/static/dashboard.css")
     assert css.status_code == 200 and "text/css" in css.headers["content-type"]
+
+
+def test_review_and_approval_from_the_plan_page(site: Site) -> None:
+    """The expert returns the plan, passes it later; its own regent approves it; other
+    people see no such buttons. Progress over time is charted on the cohort page."""
+    engine = site.engine
+    operator = Actor(id="op", role=Role.OPERATOR)
+    advance_to(engine, operator, PROGRAMME, PONOROGO, "bimtek_4", year=YEAR)
+    assert ops.close_stage(engine, PROGRAMME, PONOROGO, "bimtek_4").completed
+    engine.execute(ops.officer_of(PONOROGO), PROGRAMME, PONOROGO, "SubmitForReview")
+    site.tokens["reviewer"] = add_user(engine.store, "tenaga-ahli", "Tenaga Ahli",
+                                       Role.REVIEWER)
+    site.tokens["regent"] = add_user(engine.store, "bupati-ponorogo", "Bupati Ponorogo",
+                                     Role.REGENT, PONOROGO)
+    page = f"/plan/{PROGRAMME}/{PONOROGO}"
+    assert 'id="action-return"' in site["reviewer"].get(page).text
+    assert 'id="action-return"' not in site["auditor"].get(page).text
+    action = f"{page}/stage"
+    empty = site.post("reviewer", action, {"action": "return", "stage": "review", "text": ""})
+    assert empty.status_code == 422 and engine.plan(PROGRAMME, PONOROGO).stage == "review"
+    back = site.post("reviewer", action, {"action": "return", "stage": "review",
+                                          "text": "Lengkapi tonggak capaian"})
+    assert back.status_code == 303
+    assert engine.plan(PROGRAMME, PONOROGO).stage == "bimtek_4"
+    assert ops.close_stage(engine, PROGRAMME, PONOROGO, "bimtek_4").completed
+    engine.execute(ops.officer_of(PONOROGO), PROGRAMME, PONOROGO, "SubmitForReview")
+    assert site.post("reviewer", action, {"action": "pass", "stage": "review"}
+                     ).status_code == 303
+    regent_page = site["regent"].get(page).text
+    assert 'id="action-approve"' in regent_page and 'id="action-refuse"' in regent_page
+    assert site.post("regent", action, {"action": "approve", "stage": "approved",
+                                        "text": "Perbup No. 9 Tahun 2026", "rpjmd": "on"}
+                     ).status_code == 303
+    plan = engine.plan(PROGRAMME, PONOROGO)
+    assert plan.stage == "approved" and plan.approval is not None
+    assert plan.approval.regulation_number == "Perbup No. 9 Tahun 2026"
+    assert plan.approval.quick_wins_in_rpjmd and plan.approval.regent == "bupati-ponorogo"
+    cohort = site["operator"].get(f"/cohort/{PROGRAMME}?lang=en").text
+    assert "Cohort progress over time" in cohort

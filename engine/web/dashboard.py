@@ -19,8 +19,11 @@ import hashlib
 import hmac
 import json
 import re
+
+import orjson
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
@@ -200,6 +203,18 @@ TEXT: dict[str, dict[str, str]] = {
         "flash_stage_started": "{stage} dimulai.",
         "flash_stage_completed": "{stage} selesai.",
         "flash_review_submitted": "Masterplan diajukan untuk reviu.",
+        "flash_review_passed": "Reviu dinyatakan lulus.",
+        "flash_returned": "Masterplan dikembalikan untuk perbaikan.",
+        "flash_approved": "Masterplan disetujui kepala daerah.",
+        "flash_refused": "Persetujuan ditolak; masterplan kembali ke reviu.",
+        "action_pass": "Luluskan reviu",
+        "action_return": "Kembalikan untuk perbaikan",
+        "action_approve": "Setujui masterplan",
+        "action_refuse": "Tolak persetujuan",
+        "reason": "Alasan",
+        "regulation_number": "Nomor Perbup/Perwal",
+        "in_rpjmd": "Quick win masuk RPJMD",
+        "chart_over_time": "Kemajuan kohort dari waktu ke waktu",
         "submit": "Kirim isian",
         "add_row": "Tambah baris",
         "remove_row": "Hapus baris ini",
@@ -354,6 +369,18 @@ TEXT: dict[str, dict[str, str]] = {
         "flash_stage_started": "{stage} started.",
         "flash_stage_completed": "{stage} completed.",
         "flash_review_submitted": "The masterplan was submitted for review.",
+        "flash_review_passed": "The review was passed.",
+        "flash_returned": "The masterplan was returned for revision.",
+        "flash_approved": "The masterplan was approved by the regent.",
+        "flash_refused": "Approval refused; the masterplan is back in review.",
+        "action_pass": "Pass the review",
+        "action_return": "Return for revision",
+        "action_approve": "Approve the masterplan",
+        "action_refuse": "Refuse approval",
+        "reason": "Reason",
+        "regulation_number": "Perbup/Perwal number",
+        "in_rpjmd": "Quick wins taken into the RPJMD",
+        "chart_over_time": "Cohort progress over time",
         "submit": "Submit the form",
         "add_row": "Add a row",
         "remove_row": "Remove this row",
@@ -381,7 +408,8 @@ TEXT: dict[str, dict[str, str]] = {
     },
 }
 FLASH_KEYS = frozenset({"flash_form_saved", "flash_stage_started", "flash_stage_completed",
-                        "flash_review_submitted"})
+                        "flash_review_submitted", "flash_review_passed", "flash_returned",
+                        "flash_approved", "flash_refused"})
 
 
 class Translator:
@@ -673,6 +701,55 @@ def quick_win_chart(plans: list[P.PlanState], pillars: list[tuple[str, str]],
         return None
     legend = tuple((f"band-{i}", t(f"bucket_{i}")) for i in range(4))
     return bar_chart(t("chart_quick_wins"), rows, legend)
+
+
+MILESTONES = {"StageCompleted": None, "ReviewPassed": "review", "ApprovedByRegent": "approved"}
+
+
+def progress_over_time(engine: Engine, plans: list[P.PlanState], t: Translator,
+                       buckets: int = 8) -> Chart | None:
+    """How many plans had reached each milestone (bimtek I-IV done, review passed,
+    approved) at evenly spaced moments from the first event to the last."""
+    reached: dict[str, list[str]] = {}  # milestone -> when each plan first reached it
+    first, last = None, None
+    for plan in plans:
+        seen: set[str] = set()
+        for ev in engine.history(plan.programme_id, plan.region_code):
+            first = min(first or ev.occurred_at, ev.occurred_at)
+            last = max(last or ev.occurred_at, ev.occurred_at)
+            if ev.event_type not in MILESTONES:
+                continue
+            key = MILESTONES[ev.event_type] or orjson.loads(ev.payload)["stage"]
+            if key not in seen:
+                seen.add(key)
+                reached.setdefault(key, []).append(ev.occurred_at)
+    if not reached or first is None or last is None:
+        return None
+    start, end = P_time(first), P_time(last)
+    step = (end - start) / max(1, buckets - 1)
+    moments = [start + step * i for i in range(buckets)]
+    order = [s for s in ("bimtek_1", "bimtek_2", "bimtek_3", "bimtek_4", "review", "approved")
+             if s in reached]
+    rows = []
+    for moment in moments:
+        stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        counts = [sum(1 for when in reached[s] if when <= stamp) for s in order]
+        label = moment.strftime("%d %b %Y %H:%M")
+        segments: list[Segment] = []
+        previous = 0
+        for s, n in reversed(list(zip(order, counts, strict=True))):
+            segments.append((n - previous, f"bar stage-{s}", f"{t.stage(s)}: {n}"))
+            previous = n
+        rows.append((label, list(reversed(segments)),
+                     f"{counts[-1]} {t.stage(order[-1])}"))
+    legend = tuple((f"stage-{s}", t.stage(s)) for s in order)
+    return bar_chart(t("chart_over_time"), rows, legend)
+
+
+def P_time(text: str) -> datetime:  # noqa: N802 - the log's fixed-width UTC text
+    from engine.chain import parse_time
+
+    return parse_time(text)
 
 
 # ---------------------------------------------------------------------- forms from JSON Schema
@@ -1036,7 +1113,19 @@ def next_actions(plan: P.PlanState, actor: Actor) -> list[tuple[str, str]]:
     if plan.stage == "bimtek_4" and plan.status == "done" and \
             may_act(actor, "SubmitForReview"):
         out.append(("review", "review"))
+    if plan.stage == "review" and plan.status == "open":
+        out += [(a, "review") for a, c in (("pass", "PassReview"), ("return", "ReturnForRevision"))
+                if may_act(actor, c)]
+    if plan.stage == "review" and plan.status == "done" and may_act(actor, "ApproveByRegent") \
+            and actor.region == plan.region_code:
+        out += [("approve", "approved"), ("refuse", "review")]
     return out
+
+
+# Actions that need a line of text: (form field, command field, label key).
+ACTION_TEXT = {"return": ("text", "reason", "reason"),
+               "refuse": ("text", "reason", "reason"),
+               "approve": ("text", "regulation_number", "regulation_number")}
 
 
 def plan_context(engine: Engine, plan: P.PlanState, actor: Actor) -> dict[str, Any]:
@@ -1145,6 +1234,7 @@ def build_router() -> APIRouter:  # noqa: C901 - one flat list of pages reads be
                                          *(p for plan in visible for p in plan.pillars)]))
         return render(request, "cohort.html", actor, programme=programme, rows=rows,
                       stage_chart=stage_chart(visible, t),
+                      time_chart=progress_over_time(engine_of(request), visible, t),
                       qw_chart=quick_win_chart(visible, [(p, name_of(p)) for p in pillar_ids],
                                                t))
 
@@ -1164,15 +1254,31 @@ def build_router() -> APIRouter:  # noqa: C901 - one flat list of pages reads be
         engine = engine_of(request)
         t = Translator(language(request))
         action, stage = str(form.get("action", "")), str(form.get("stage", ""))
+        text = str(form.get("text", "")).strip()
         commands = {"start": ("StartStage", {"stage": stage}, "flash_stage_started"),
                     "complete": ("CompleteStage", {"stage": stage}, "flash_stage_completed"),
-                    "review": ("SubmitForReview", {}, "flash_review_submitted")}
+                    "review": ("SubmitForReview", {}, "flash_review_submitted"),
+                    "pass": ("PassReview", {}, "flash_review_passed"),
+                    "return": ("ReturnForRevision", {"reason": text}, "flash_returned"),
+                    "approve": ("ApproveByRegent", {"regulation_number": text,
+                                                    "quick_wins_in_rpjmd":
+                                                        form.get("rpjmd") == "on"},
+                                "flash_approved"),
+                    "refuse": ("RefuseApproval", {"reason": text}, "flash_refused")}
         status, refused = 200, None
         if action not in commands:
             status, refused = 422, FieldError("action", f"unknown action {action!r}")
         else:
             name, data, flash = commands[action]
             try:
+                if action == "return" and text:
+                    # the reason is the round's finding, unless the experts recorded one
+                    plan = engine.plan(programme_id, region_code)
+                    if not any(f.round == plan.review_round for f in plan.findings):
+                        engine.execute(actor, programme_id, region_code,
+                                       "RecordReviewFinding",
+                                       {"finding_id": f"F{plan.review_round}-1",
+                                        "text": text, "severity": "major"})
                 engine.execute(actor, programme_id, region_code, name, data)
             except PermissionDenied as exc:
                 status, refused = 403, exc
