@@ -61,6 +61,9 @@ def open_stage(engine: Engine, programme: str, region: str, stage: str,
 def close_stage(engine: Engine, programme: str, region: str, stage: str,
                 actor: Actor = FLOW_OPERATOR) -> StageOutcome:
     """Complete ``stage`` where every pillar's gate passes; else report what is missing."""
+    if stage not in P.BIMTEK_STAGES:
+        return StageOutcome(region, stage, False, {"plan": [f"{stage} is not a bimtek stage: "
+                                                            "it is not completed this way"]})
     state = engine.plan(programme, region)
     if P.STAGES.index(state.stage) > P.STAGES.index(stage) or (
             state.stage == stage and state.status == "done"):

@@ -76,3 +76,10 @@ def test_unknown_region_and_unknown_programme_are_clear(engine, operator) -> Non
     with pytest.raises(NotFound, match="no programme"):
         ops.enrol(engine, "nope", "35.02")
     assert engine.store.last_position() == 0
+
+
+def test_closing_a_stage_that_is_not_a_bimtek_is_reported_not_raised(engine, operator) -> None:  # type: ignore[no-untyped-def]
+    engine.create_programme(operator, "m100-2023", "Menuju 100 Smart City", 2023, ["35.76"])
+    ops.enrol(engine, "m100-2023", "35.76")
+    outcome = ops.close_stage(engine, "m100-2023", "35.76", "review")
+    assert not outcome.completed and "not a bimtek stage" in outcome.missing["plan"][0]
