@@ -537,3 +537,27 @@ def test_review_and_approval_from_the_plan_page(site: Site) -> None:
     assert plan.approval.quick_wins_in_rpjmd and plan.approval.regent == "bupati-ponorogo"
     cohort = site["operator"].get(f"/cohort/{PROGRAMME}?lang=en").text
     assert "Cohort progress over time" in cohort
+
+
+def test_evaluation_page_compares_regions(site: Site) -> None:
+    engine = site.engine
+    operator = Actor(id="op", role=Role.OPERATOR)
+    for region in (PONOROGO, WONOSOBO):
+        advance_to(engine, operator, PROGRAMME, region, "bimtek_4", year=YEAR)
+        assert ops.close_stage(engine, PROGRAMME, region, "bimtek_4").completed
+        ops.review(engine, PROGRAMME, region, return_first=False)
+        ops.approve(engine, PROGRAMME, region, YEAR)
+    ops.open_evaluation(engine, PROGRAMME, YEAR + 1)
+    ops.simulate_evaluation(engine, PROGRAMME, PONOROGO, YEAR + 1, seed=1)
+    cohort = site["operator"].get(f"/cohort/{PROGRAMME}").text
+    assert f'/evaluation/{PROGRAMME}/{YEAR + 1}' in cohort
+    page = site["operator"].get(f"/evaluation/{PROGRAMME}/{YEAR + 1}?lang=en")
+    assert page.status_code == 200
+    html = page.text
+    assert f'data-region="{PONOROGO}"' in html and f'data-region="{WONOSOBO}"' in html
+    assert f'data-region="{WONOSOBO}" data-behind="yes"' in html  # it did not report
+    assert "no 2027 evaluation submitted" in html
+    officer = site["officer"].get(f"/evaluation/{PROGRAMME}/{YEAR + 1}").text
+    assert f'data-region="{PONOROGO}"' not in officer  # regional users see their own only
+    closed = site["operator"].get(f"/evaluation/{PROGRAMME}/{YEAR + 5}?lang=en").text
+    assert "evaluation is not open" in closed

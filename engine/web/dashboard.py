@@ -215,6 +215,18 @@ TEXT: dict[str, dict[str, str]] = {
         "regulation_number": "Nomor Perbup/Perwal",
         "in_rpjmd": "Quick win masuk RPJMD",
         "chart_over_time": "Kemajuan kohort dari waktu ke waktu",
+        "eval_title": "Evaluasi pasca-persetujuan",
+        "eval_chart": "Rata-rata kematangan pilar {year} (1-5) dan penyelesaian quick win",
+        "eval_not_open": "Evaluasi tahun ini belum dibuka.",
+        "eval_submitted": "Laporan",
+        "eval_completion": "Quick win selesai",
+        "eval_behind_qw": "Quick win tertinggal",
+        "eval_maturity": "Kematangan",
+        "eval_trends": "Indikator",
+        "eval_status": "Status",
+        "eval_on_track": "sesuai jadwal",
+        "eval_behind": "tertinggal",
+        "eval_links": "Evaluasi",
         "submit": "Kirim isian",
         "add_row": "Tambah baris",
         "remove_row": "Hapus baris ini",
@@ -381,6 +393,18 @@ TEXT: dict[str, dict[str, str]] = {
         "regulation_number": "Perbup/Perwal number",
         "in_rpjmd": "Quick wins taken into the RPJMD",
         "chart_over_time": "Cohort progress over time",
+        "eval_title": "Evaluation after approval",
+        "eval_chart": "Mean pillar maturity {year} (1-5) and quick-win completion",
+        "eval_not_open": "This year's evaluation is not open.",
+        "eval_submitted": "Report",
+        "eval_completion": "Quick wins done",
+        "eval_behind_qw": "Quick wins behind",
+        "eval_maturity": "Maturity",
+        "eval_trends": "Indicators",
+        "eval_status": "Status",
+        "eval_on_track": "on track",
+        "eval_behind": "falling behind",
+        "eval_links": "Evaluations",
         "submit": "Submit the form",
         "add_row": "Add a row",
         "remove_row": "Remove this row",
@@ -1200,6 +1224,28 @@ def build_router() -> APIRouter:  # noqa: C901 - one flat list of pages reads be
             rows.append({"programme": programme, "enrolled": len(enrolled),
                          "own_plan": actor.region in enrolled if actor.region else False})
         return render(request, "index.html", actor, rows=rows)
+
+    @pages.get("/evaluation/{programme_id}/{year}", response_class=HTMLResponse)
+    def evaluation_page(request: Request, programme_id: str, year: int,
+                        actor: ActorDep) -> HTMLResponse:
+        """The yearly evaluation compared across regions (engine.evaluation)."""
+        from engine.evaluation import evaluation_report
+
+        engine = engine_of(request)
+        programme = engine.programme(programme_id)
+        report = evaluation_report(engine, programme_id, year)
+        if actor.role in REGIONAL_ROLES:
+            report["regions"] = [r for r in report["regions"]
+                                 if r["region_code"] == actor.region]
+        t = Translator(language(request))
+        chart = bar_chart(
+            t("eval_chart", year=year),
+            [(f"{r['region_name']}", [(r["mean_maturity"] or 0, "bar stage-approved",
+                                       f"{r['mean_maturity']}")],
+              f"{r['mean_maturity'] or '-'} · {r['mean_completion'] or '-'}%")
+             for r in report["regions"]]) if report["regions"] else None
+        return render(request, "evaluation.html", actor, programme=programme, report=report,
+                      year=year, chart=chart)
 
     @pages.get("/cohort/{programme_id}", response_class=HTMLResponse)
     def cohort(request: Request, programme_id: str, actor: ActorDep) -> HTMLResponse:
