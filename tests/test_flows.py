@@ -143,3 +143,50 @@ def test_reminder_flow_retries_and_sends_each_reminder_once(tmp_path) -> None:  
     again = reminder_flow(url, "m100-2023", "2023-03-28")
     assert again["sent"] == [] and len(again["already_sent"]) == 2
     assert len(plugin.calls) == 3
+
+
+def test_engine_log_lines_appear_in_the_prefect_run_logs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import logging
+
+    from prefect import flow, get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+    from prefect.runtime import flow_run
+
+    url = f"sqlite:///{tmp_path}/logs.db"
+    _programme(url, ["35.02"]).close()
+
+    @flow(name="log-probe")
+    def probe(db_url: str) -> str:
+        eng = Engine(db_url)
+        ops.enrol(eng, "m100-2023", "35.02")
+        eng.close()
+        return str(flow_run.id)
+
+    engine_logger = logging.getLogger("smartcity")
+    level = engine_logger.level
+    engine_logger.setLevel(logging.INFO)
+    try:
+        run_id = probe(url)
+    finally:
+        engine_logger.setLevel(level)
+    APILogHandler().flush()
+
+    async def messages() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(
+                any_=[run_id])))
+            return [log.message for log in logs]
+
+    seen: list[str] = []
+    for _ in range(20):  # the handler ships logs in the background
+        seen = asyncio.run(messages())
+        if any("command.recorded" in m for m in seen):
+            break
+        import time
+
+        time.sleep(0.5)
+    [line] = [m for m in seen if "command.recorded" in m]
+    assert '"plan": "plan:m100-2023:35.02"' in line or "plan:m100-2023:35.02" in line
+    assert "EnrolRegion" in line
