@@ -30,7 +30,9 @@ class _Sql:
 
     def __init__(self, postgres: bool):
         p = "%s" if postgres else "?"
-        payload = "convert_to(payload, 'UTF8')" if postgres else "CAST(payload AS BLOB)"
+        # SQLite hands the stored text over as bytes; PostgreSQL sends it as text (in the
+        # binary protocol: half the time of bytea or of the text protocol), encoded here.
+        payload = "payload" if postgres else "CAST(payload AS BLOB)"
         cols = ("position, stream_id, version, event_type, schema_version, " + payload
                 + ", actor_id, actor_role, occurred_at, command_id, correlation_id, "
                 "causation_id, hash")
@@ -59,7 +61,8 @@ class _Sql:
             # the caller's state was built on, insert the events in version order (so their
             # positions are allocated under the lock, in version order) and the command's
             # row. Nothing is written when the head moved; a taken version or command id
-            # fails on the unique indexes as in the step-by-step path.
+            # fails on the unique indexes as in the step-by-step path. The arrays travel in
+            # binary (text arrays are escaped element by element in Python otherwise).
             self.append_pg = (
                 "WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%(key)s) AS locked), "
                 "head AS (SELECT version, hash FROM events WHERE stream_id = %(stream)s "
@@ -67,19 +70,31 @@ class _Sql:
                 f"ins AS (INSERT INTO events ({_FIELDS}) "
                 "SELECT %(stream)s, u.version, u.event_type, u.schema_version, u.payload, "
                 "%(actor)s, %(role)s, %(at)s, %(command)s, %(correlation)s, %(causation)s, "
-                "u.hash FROM lock, unnest(%(versions)s::int[], %(types)s::text[], "
-                "%(schemas)s::int[], %(payloads)s::text[], %(hashes)s::text[]) "
+                "u.hash FROM lock, unnest(%(versions)b::int[], %(types)b::text[], "
+                "%(schemas)b::int[], %(payloads)b::text[], %(hashes)b::text[]) "
                 "WITH ORDINALITY AS u(version, event_type, schema_version, payload, hash, n) "
                 "WHERE {head} ORDER BY u.n RETURNING position, version), "
                 "cmd AS (INSERT INTO commands (command_id, stream_id, first_version, "
                 "last_version) SELECT %(command)s, %(stream)s, %(first)s, %(last)s "
                 "WHERE EXISTS (SELECT 1 FROM ins)) "
                 "SELECT position, version FROM ins")
-            self.append_pg_new = self.append_pg.format(
-                head="NOT EXISTS (SELECT 1 FROM head)")
-            self.append_pg_after = self.append_pg.format(
-                head="EXISTS (SELECT 1 FROM head WHERE head.version = %(current)s::int "
-                     "AND head.hash = %(previous)s::text)")
+            # One event (most commands): plain parameters instead of arrays, which cost
+            # more to send than the rest of the statement.
+            self.append_pg_one = self.append_pg.replace(
+                "u.version, u.event_type, u.schema_version, u.payload, ",
+                "%(version)s::int, %(type)s::text, %(schema)s::int, %(payload)s::text, "
+            ).replace("u.hash FROM lock, unnest(%(versions)b::int[], %(types)b::text[], "
+                      "%(schemas)b::int[], %(payloads)b::text[], %(hashes)b::text[]) "
+                      "WITH ORDINALITY AS u(version, event_type, schema_version, payload, "
+                      "hash, n) ", "%(hash)s::text FROM lock "
+                      ).replace(" ORDER BY u.n", "")
+            heads = {"new": "NOT EXISTS (SELECT 1 FROM head)",
+                     "after": "EXISTS (SELECT 1 FROM head WHERE head.version = "
+                              "%(current)s::int AND head.hash = %(previous)s::text)"}
+            self.append_pg_many = {k: self.append_pg.format(head=v) for k, v in heads.items()}
+            self.append_pg_single = {k: self.append_pg_one.format(head=v)
+                                     for k, v in heads.items()}
+            assert "u." not in self.append_pg_one
 
 
 # SQLite lets one writer in at a time; a writer that finds the lock taken sleeps in SQLite's
@@ -122,6 +137,12 @@ class EventStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _events(self, rows: list[Any]) -> list[StoredEvent]:
+        if self.is_postgres:
+            return [StoredEvent(r[0], r[1], r[2], r[3], r[4], r[5].encode("utf-8"), r[6], r[7],
+                                r[8], r[9], r[10], r[11], r[12]) for r in rows]
+        return [StoredEvent(*r) for r in rows]
+
     # ------------------------------------------------------------ driver access
     @contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -152,7 +173,7 @@ class EventStore:
                 driver = raw.dbapi_connection
                 driver.autocommit = True
                 try:
-                    yield driver.cursor()
+                    yield driver.cursor(binary=True)
                 finally:
                     if not driver.closed:
                         driver.autocommit = False
@@ -243,7 +264,7 @@ class EventStore:
             done = cur.fetchone()
             if done is not None:
                 cur.execute(sql.read_versions, done)
-                recorded = [StoredEvent(*r) for r in cur.fetchall()]
+                recorded = self._events(cur.fetchall())
                 raw.rollback()  # nothing written
                 return recorded
             cur.execute(sql.head, (stream_id,))
@@ -253,9 +274,8 @@ class EventStore:
                 raise ConcurrencyError(stream_id, expected_version, current)
             versions, hashes = self._chain(stream_id, current, previous, new_events, meta, when)
             if self.is_postgres:
-                cur.execute(sql.append_pg_new if current == 0 else sql.append_pg_after,
-                            self._pg_params(stream_id, current, previous, versions, hashes,
-                                            new_events, meta, when))
+                cur.execute(*self._pg_statement(stream_id, current, previous, versions,
+                                                hashes, new_events, meta, when))
                 positions = [p for p, _ in sorted(cur.fetchall(), key=lambda r: r[1])]
             else:
                 rows = [(stream_id, version, new.event_type, new.schema_version,
@@ -280,19 +300,26 @@ class EventStore:
             raise
         return self._stored(stream_id, positions, versions, hashes, new_events, meta, when)
 
-    def _pg_params(self, stream_id: str, current: int, previous: str, versions: list[int],
-                   hashes: list[str], new_events: Sequence[NewEvent], meta: EventMeta,
-                   when: str) -> dict[str, Any]:
-        return {
+    def _pg_statement(self, stream_id: str, current: int, previous: str, versions: list[int],
+                      hashes: list[str], new_events: Sequence[NewEvent], meta: EventMeta,
+                      when: str) -> tuple[str, dict[str, Any]]:
+        params: dict[str, Any] = {
             "key": APPEND_LOCK_KEY, "stream": stream_id, "current": current,
             "previous": previous, "actor": meta.actor_id, "role": meta.actor_role, "at": when,
             "command": meta.command_id, "correlation": meta.correlation_id,
-            "causation": meta.causation_id, "versions": versions,
-            "types": [e.event_type for e in new_events],
-            "schemas": [e.schema_version for e in new_events],
-            "payloads": [e.payload.decode("utf-8") for e in new_events],
-            "hashes": hashes, "first": versions[0], "last": versions[-1],
+            "causation": meta.causation_id, "first": versions[0], "last": versions[-1],
         }
+        head = "new" if current == 0 else "after"
+        if len(new_events) == 1:
+            new = new_events[0]
+            params.update(version=versions[0], type=new.event_type,
+                          schema=new.schema_version, payload=new.payload.decode("utf-8"),
+                          hash=hashes[0])
+            return self._sql.append_pg_single[head], params
+        params.update(versions=versions, types=[e.event_type for e in new_events],
+                      schemas=[e.schema_version for e in new_events],
+                      payloads=[e.payload.decode("utf-8") for e in new_events], hashes=hashes)
+        return self._sql.append_pg_many[head], params
 
     def _append_pg_one_statement(self, stream_id: str, head: tuple[int, str],
                                  new_events: Sequence[NewEvent], meta: EventMeta,
@@ -303,12 +330,11 @@ class EventStore:
         which returns a repeated command's events or raises ConcurrencyError."""
         current, previous = head
         versions, hashes = self._chain(stream_id, current, previous, new_events, meta, when)
-        params = self._pg_params(stream_id, current, previous, versions, hashes, new_events,
-                                 meta, when)
+        statement = self._pg_statement(stream_id, current, previous, versions, hashes,
+                                       new_events, meta, when)
         try:
             with self._read() as cur:  # autocommit: the statement is its own transaction
-                cur.execute(self._sql.append_pg_new if current == 0
-                            else self._sql.append_pg_after, params)
+                cur.execute(*statement)
                 rows = cur.fetchall()
         except SAIntegrityError:
             self._heads.pop(stream_id, None)
@@ -327,7 +353,7 @@ class EventStore:
             if done is None:
                 return []
             cur.execute(self._sql.read_versions, done)
-            return [StoredEvent(*r) for r in cur.fetchall()]
+            return self._events(cur.fetchall())
 
     def read_stream(self, stream_id: str, from_version: int = 1,
                     to_version: int | None = None) -> list[StoredEvent]:
@@ -337,7 +363,7 @@ class EventStore:
                 cur.execute(self._sql.read_from, (stream_id, from_version))
             else:
                 cur.execute(self._sql.read_versions, (stream_id, from_version, to_version))
-            stored = [StoredEvent(*r) for r in cur.fetchall()]
+            stored = self._events(cur.fetchall())
         if self.is_postgres and stored and to_version is None:
             last = stored[-1]
             self._heads[stream_id] = (last.version, last.hash)
@@ -355,7 +381,7 @@ class EventStore:
                                 (last, _like_prefix(stream_prefix), page_size))
                 else:
                     cur.execute(self._sql.read_page, (last, page_size))
-                page = [StoredEvent(*r) for r in cur.fetchall()]
+                page = self._events(cur.fetchall())
             yield from page
             if len(page) < page_size:
                 return
