@@ -319,3 +319,27 @@ def test_schemathesis_finds_no_server_error(tmp_path: Any, registry: Any,
                              str(exc)[:300]))
     assert failures == []
     assert len(calls) > 100 and {c for c in calls if c < 300}  # it really exercised the API
+
+
+def test_quick_win_endpoints_in_bimtek_three(api: Api) -> None:
+    engine = api.engine
+    advance_to(engine, Actor(id="op", role=Role.OPERATOR), PROGRAMME, REGION, "bimtek_3",
+               year=2026)
+    created = ok(api("officer-own", "POST", f"{BASE}/quick-wins", {
+        "quick_win_id": "ECO-API", "pillar": "economy", "name": "Pasar rakyat digital",
+        "agency": "DISKOPUKM", "description": "QRIS di 12 pasar"}), 201)
+    assert created["events"][0]["event_type"] == "QuickWinProposed"
+    ok(api("officer-own", "POST", f"{BASE}/quick-wins/ECO-API/presentation",
+           {"presenter": "Kepala Dinas Koperasi"}))
+    ok(api("reviewer", "POST", f"{BASE}/quick-wins/ECO-API/advice",
+           {"advice_id": "A1", "text": "Mulai dari pasar induk"}))
+    dup = api("reviewer", "POST", f"{BASE}/quick-wins/ECO-API/advice",
+              {"advice_id": "A1", "text": "lagi"})
+    assert dup.status_code == 422 and dup.json()["errors"][0]["field"] == "advice_id"
+    state = ok(api("officer-own", "GET", BASE))
+    qw = state["quick_wins"]["ECO-API"]
+    assert qw["presentations"][0]["agency"] == "DISKOPUKM"
+    assert qw["advice"][0]["advisor"] == "tenaga-ahli"
+    at = engine.history(PROGRAMME, REGION)[3].occurred_at
+    early = ok(api("auditor", "GET", f"{BASE}/replay?at={at}"))
+    assert early["version"] == 4
