@@ -133,23 +133,34 @@ def event_hash(
 ) -> str:
     """SHA-256 over the length-prefixed fields (see the module docstring), as hex."""
     rep = _REPEATED
-    prev = _HEX64 + previous.encode("ascii") if len(previous) == 64 and previous.isascii() \
-        else _prefixed(previous)
     return _sha256(b"".join((
-        prev,
-        rep[stream_id],
-        _prefixed(str(version)),
-        rep[event_type],
+        _previous_field(previous), rep[stream_id], _prefixed(str(version)), rep[event_type],
         rep[str(schema_version)],
+        _shared_fields(actor_id, actor_role, occurred_at, command_id, correlation_id,
+                       causation_id),
+        len(payload).to_bytes(_LEN, "big"), payload,
+    ))).hexdigest()
+
+
+def _previous_field(previous: str) -> bytes:
+    """The previous hash, length-prefixed (a hex digest's prefix is always the same)."""
+    if len(previous) == 64 and previous.isascii():
+        return _HEX64 + previous.encode("ascii")
+    return _prefixed(previous)
+
+
+def _shared_fields(actor_id: str, actor_role: str, occurred_at: str, command_id: str,
+                   correlation_id: str, causation_id: str) -> bytes:
+    """The fields every event of one command shares, length-prefixed, in hash order."""
+    rep = _REPEATED
+    return b"".join((
         rep[actor_id],
         rep[actor_role],
         _prefixed(occurred_at),
         _prefixed(command_id),
         rep[correlation_id] if correlation_id != command_id else _prefixed(correlation_id),
         rep[causation_id] if not causation_id else _prefixed(causation_id),
-        len(payload).to_bytes(_LEN, "big"),
-        payload,
-    ))).hexdigest()
+    ))
 
 
 def chain_hashes(
@@ -169,16 +180,9 @@ def chain_hashes(
     hashed, but the fields one command shares are encoded once for the whole batch."""
     rep = _REPEATED
     stream = rep[stream_id]
-    shared = b"".join((
-        rep[actor_id],
-        rep[actor_role],
-        _prefixed(occurred_at),
-        _prefixed(command_id),
-        rep[correlation_id] if correlation_id != command_id else _prefixed(correlation_id),
-        rep[causation_id] if not causation_id else _prefixed(causation_id),
-    ))
-    prev = _HEX64 + previous.encode("ascii") if len(previous) == 64 and previous.isascii() \
-        else _prefixed(previous)
+    shared = _shared_fields(actor_id, actor_role, occurred_at, command_id, correlation_id,
+                            causation_id)
+    prev = _previous_field(previous)
     out = []
     version = first_version
     for event_type, schema_version, payload in items:
