@@ -19,7 +19,6 @@ still there with its anchored hash (no tail rewritten).
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
@@ -29,7 +28,7 @@ from typing import IO, Any
 import orjson
 from sqlalchemy import LargeBinary, bindparam, cast, func, or_, select
 
-from engine.chain import GENESIS, combine_heads, event_hash, format_time, parse_time
+from engine.chain import GENESIS, combine_heads, event_hash, format_time
 from engine.domain import plan as P
 from engine.domain.events import decode, registered_events
 from engine.domain.programme import programme_stream
@@ -740,14 +739,7 @@ def verify_export(path: Path, progress: Progress | None = None) -> VerifyReport:
     return report
 
 
-def export_text(store: EventStore, fmt: str, **scope: Any) -> str:
-    """The export as one string (small scopes, tests)."""
-    buf = io.StringIO()
-    export(store, buf, fmt, **scope)
-    return buf.getvalue()
-
-
 __all__ = ["Break", "Change", "ChainChecker", "TimelineEntry", "VerifyReport", "describe",
            "diff", "export", "flatten", "make_anchor", "parse_moment", "parse_plan_id",
            "parse_point", "replay", "replay_plan", "timeline", "verify_export", "verify_store",
-           "version_at", "parse_time"]
+           "version_at"]
