@@ -16,7 +16,7 @@ import structlog
 from pydantic import ValidationError as PydanticValidationError
 
 from engine.domain import plan as P
-from engine.domain.events import decode, encode
+from engine.domain.events import decode, encode, event_data
 from engine.domain.programme import (
     AddRegion,
     CreateProgramme,
@@ -114,15 +114,9 @@ class Engine:
 
     def _load_plan(self, stream_id: str) -> P.PlanState | None:
         cached = self._plans.get(stream_id)
-        start = cached.version + 1 if cached else 1
-        newer = self.store.read_stream(stream_id, from_version=start)
-        if not newer:
-            return cached
-        state = cached
-        for stored in newer:
-            state = P.evolve(state, decode(stored))
-        state = replace(state, version=newer[-1].version)  # type: ignore[arg-type]
-        self._plans[stream_id] = state
+        state = load_plan(self.store, stream_id, cached)
+        if state is not None and state is not cached:
+            self._plans[stream_id] = state
         return state
 
     # ------------------------------------------------------------------ commands
@@ -274,6 +268,17 @@ class Engine:
         with structlog.contextvars.bound_contextvars(**context):
             return self.store.append(stream, expected, [encode(e) for e in events], meta,
                                      occurred_at=self.clock())
+
+
+def load_plan(store: EventStore, stream_id: str,
+              state: P.PlanState | None = None) -> P.PlanState | None:
+    """The plan folded from its stored events, or ``state`` brought up to date with the
+    events after its version (the log is append-only, so an older state stays a prefix)."""
+    rows = store.read_payloads(stream_id, state.version + 1 if state else 1)
+    if not rows:
+        return state
+    return P.fold_data(((t, event_data(t, s, p)) for _, t, s, p in rows), state,
+                       version=rows[-1][0])
 
 
 def _build(cls: type[T], **fields: Any) -> T:

@@ -19,18 +19,24 @@ still there with its anchored hash (no tail rewritten).
 from __future__ import annotations
 
 import csv
+import hashlib
+import multiprocessing
+import os
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from sqlalchemy import LargeBinary, bindparam, cast, func, or_, select
+from sqlalchemy import func, or_, select
 
-from engine.chain import GENESIS, combine_heads, event_hash, format_time
+from engine.chain import GENESIS, combine_heads, format_time, hash_tail, previous_field
 from engine.domain import plan as P
-from engine.domain.events import decode, registered_events
+from engine.domain.events import event_data, registered_events
 from engine.domain.programme import programme_stream
 from engine.errors import FieldError, NotFound, ValidationError
 from engine.records import StoredEvent
@@ -118,6 +124,8 @@ class VerifyReport:
     _broken: set[str] = field(default_factory=set, repr=False)
     heads: dict[str, tuple[int, str]] = field(default_factory=dict)
     anchor_checked: bool = False
+    limit: int | None = field(default=None, repr=False)  # breaks listed (None: MAX_REPORTED)
+    processes: int = 1  # how many processes read the log
 
     @property
     def ok(self) -> bool:
@@ -134,7 +142,8 @@ class VerifyReport:
     def add(self, brk: Break) -> None:
         """List the first break of each stream; count the rest (one alteration usually
         breaks everything after it in its stream, e.g. renumbered versions)."""
-        if brk.stream_id in self._broken or len(self.breaks) >= MAX_REPORTED:
+        limit = MAX_REPORTED if self.limit is None else self.limit
+        if brk.stream_id in self._broken or len(self.breaks) >= limit:
             self.more_breaks += 1
             return
         if brk.stream_id not in ("*", "?"):
@@ -155,30 +164,86 @@ class ChainChecker:
         self.anchor = anchor or {}
 
     def feed(self, ev: StoredEvent) -> None:
+        self.feed_rows([(ev.position, ev.stream_id, ev.version, ev.event_type,
+                         ev.schema_version, ev.payload, ev.actor_id, ev.actor_role,
+                         ev.occurred_at, ev.command_id, ev.correlation_id, ev.causation_id,
+                         ev.hash)])
+
+    def feed_rows(self, rows: Iterable[tuple[Any, ...]],
+                  firsts: dict[str, tuple[int, int, bytes, str]] | None = None) -> None:
+        """Check raw rows (``StoredEvent``'s fields in order, see ``EventStore.read_rows``).
+
+        With ``firsts`` (a stretch of a log split between processes), the first event of
+        each stream is not checked but kept there, with what its hash covers after the
+        previous hash, for ``check`` by whoever knows the stream's events before it."""
         report = self.report
-        report.events += 1
-        last_version, last_hash = report.heads.get(ev.stream_id, (0, GENESIS))
-        if ev.version != last_version + 1:
-            what = ("an event is missing before it" if ev.version > last_version + 1
+        heads = report.heads
+        anchor = self.anchor
+        sha256 = hashlib.sha256
+        count = 0
+        for (position, stream_id, version, event_type, schema_version, payload, actor_id,
+             actor_role, occurred_at, command_id, correlation_id, causation_id,
+             stored) in rows:
+            count += 1
+            if type(payload) is str:
+                payload = payload.encode("utf-8")
+            tail = hash_tail(stream_id, version, event_type, schema_version, actor_id,
+                             actor_role, occurred_at, command_id, correlation_id,
+                             causation_id, payload)
+            head = heads.get(stream_id)
+            if head is None:
+                if firsts is not None:
+                    firsts[stream_id] = (position, version, tail, stored)
+                    heads[stream_id] = (version, stored)
+                    continue
+                head = (0, GENESIS)
+            if (version == head[0] + 1
+                    and sha256(previous_field(head[1]) + tail).hexdigest() == stored
+                    and (not anchor or stream_id not in anchor)):
+                heads[stream_id] = (version, stored)  # the common case, checked inline
+            else:
+                self.check(position, stream_id, version, tail, stored, head, report.add)
+        report.events += count
+
+    def check(self, position: int, stream_id: str, version: int, tail: bytes, stored: str,
+              head: tuple[int, str], add: Callable[[Break], None]) -> None:
+        """Check one event against the stored head of its stream before it; ``add`` each
+        break found. The stream's head becomes this event as stored, so each alteration is
+        reported once, where it is."""
+        last_version, last_hash = head
+        if version != last_version + 1:
+            what = ("an event is missing before it" if version > last_version + 1
                     else "it repeats or comes out of order")
-            report.add(Break(ev.stream_id, ev.version,
-                             f"version {ev.version} follows version {last_version}: {what}",
-                             expected=f"version {last_version + 1}", found=f"version {ev.version}",
-                             position=ev.position))
-        expected = event_hash(last_hash, ev.stream_id, ev.version, ev.event_type,
-                              ev.schema_version, ev.actor_id, ev.actor_role, ev.occurred_at,
-                              ev.command_id, ev.correlation_id, ev.causation_id, ev.payload)
-        if expected != ev.hash and ev.version == last_version + 1:
-            report.add(Break(ev.stream_id, ev.version,
-                             "hash mismatch: the event or the one before it was altered",
-                             expected=expected, found=ev.hash, position=ev.position))
-        anchored = self.anchor.get(ev.stream_id)
-        if anchored is not None and anchored[0] == ev.version and anchored[1] != ev.hash:
-            report.add(Break(ev.stream_id, ev.version,
-                             "differs from the recorded anchor: the stream was rewritten",
-                             expected=anchored[1], found=ev.hash, position=ev.position))
-        # Go on from what is stored, so each alteration is reported once, where it is.
-        report.heads[ev.stream_id] = (ev.version, ev.hash)
+            add(Break(stream_id, version,
+                      f"version {version} follows version {last_version}: {what}",
+                      expected=f"version {last_version + 1}", found=f"version {version}",
+                      position=position))
+        expected = hashlib.sha256(previous_field(last_hash) + tail).hexdigest()
+        if expected != stored and version == last_version + 1:
+            add(Break(stream_id, version,
+                      "hash mismatch: the event or the one before it was altered",
+                      expected=expected, found=stored, position=position))
+        anchored = self.anchor.get(stream_id)
+        if anchored is not None and anchored[0] == version and anchored[1] != stored:
+            add(Break(stream_id, version,
+                      "differs from the recorded anchor: the stream was rewritten",
+                      expected=anchored[1], found=stored, position=position))
+        self.report.heads[stream_id] = (version, stored)
+
+    def merge(self, part: VerifyReport, firsts: dict[str, tuple[int, int, bytes, str]]) -> None:
+        """Take in the next stretch of the log, checked elsewhere: its streams' first events
+        are checked here against the heads so far, then every break is listed in log order,
+        as if this checker had read the stretch itself."""
+        found: list[Break] = []
+        for stream_id, (position, version, tail, stored) in firsts.items():
+            head = self.report.heads.get(stream_id, (0, GENESIS))
+            self.check(position, stream_id, version, tail, stored, head, found.append)
+        report = self.report
+        for brk in sorted(found + part.breaks, key=lambda b: b.position or 0):
+            report.add(brk)
+        report.more_breaks += part.more_breaks
+        report.events += part.events
+        report.heads.update(part.heads)
 
     def finish(self, recorded_tails: dict[str, int] | None = None) -> VerifyReport:
         report = self.report
@@ -210,35 +275,6 @@ def _scope(stream_id: str | None, programme: str | None) -> tuple[str | None, li
     if programme:
         return None, [programme_stream(programme), f"plan:{programme}:"]
     return None, []
-
-
-def _log_pages(store: EventStore, stream_id: str | None, prefix: str | None,
-               page_size: int) -> Iterator[list[StoredEvent]]:
-    """Events in log order, page by page (keyset on position: each page a short read)."""
-    payload: Any = events.c.payload
-    if not store.is_postgres:
-        payload = cast(events.c.payload, LargeBinary)  # the stored bytes, no decoding
-    cols = [events.c[name] for name in EXPORT_FIELDS if name != "payload"]
-    query = select(*cols, payload)
-    if stream_id is not None:
-        query = query.where(events.c.stream_id == stream_id)
-    elif prefix:
-        query = query.where(events.c.stream_id.startswith(prefix, autoescape=True))
-    query = query.where(events.c.position > bindparam("last")).order_by(
-        events.c.position).limit(page_size)
-    last = 0
-    with store.engine.connect() as conn:
-        while True:
-            rows = conn.execute(query, {"last": last}).all()
-            conn.rollback()  # end the read transaction between pages
-            if not rows:
-                return
-            yield [StoredEvent(r[0], r[1], r[2], r[3], r[4],
-                               r[12] if isinstance(r[12], bytes) else r[12].encode("utf-8"),
-                               r[5], r[6], r[7], r[8], r[9], r[10], r[11]) for r in rows]
-            if len(rows) < page_size:
-                return
-            last = rows[-1][0]
 
 
 def _unrecorded(store: EventStore, stream_id: str | None,
@@ -288,31 +324,128 @@ def _recorded_tails(store: EventStore, stream_id: str | None,
     return {r[0]: int(r[1]) for r in rows}
 
 
+# A log is split between processes from this many events on: forked ones start in
+# milliseconds; spawned ones (when this process runs other threads, which fork() would not
+# copy) import the engine first, about a second.
+PARALLEL_FROM = {"fork": 50_000, "spawn": 500_000}
+
+
 def verify_store(store: EventStore, *, stream_id: str | None = None,
                  programme: str | None = None, anchor: dict[str, Any] | None = None,
-                 progress: Progress | None = None, page_size: int = 5000) -> VerifyReport:
-    """Recompute every hash chain in the store (or one plan's, or one programme's)."""
+                 progress: Progress | None = None, page_size: int = 5000,
+                 workers: int | None = None) -> VerifyReport:
+    """Recompute every hash chain in the store (or one plan's, or one programme's).
+
+    A long log is split by position between ``workers`` processes (default: the CPUs this
+    process may use), forked from this one when it runs no other thread: each checks its
+    stretch, and the first event of each stream in a stretch is checked here against the
+    stretch before. The report is the same as one process reading the log in order."""
     single, prefixes = _scope(stream_id, programme)
     anchored = _anchor_heads(anchor) if anchor is not None else None
     if anchored is not None and (single or prefixes):
         anchored = {s: h for s, h in anchored.items()
                     if s == single or any(s == p or (p.endswith(":") and s.startswith(p))
                                           for p in prefixes)}
+    # Read before the log: every command recorded by now has its events in the log by now
+    # (one transaction), so a command appended while verifying cannot look like a deletion.
+    tails = _recorded_tails(store, single, prefixes)
+    after, upto = store.position_bounds()
     checker = ChainChecker(VerifyReport(), anchored)
     for prefix in (prefixes or [None]):
         exact = prefix is not None and not prefix.endswith(":")  # a programme's own stream
-        pages = _log_pages(store, prefix if exact else single, None if exact else prefix,
-                           page_size)
-        for page in pages:
-            feed = checker.feed
-            for ev in page:
-                feed(ev)
+        one = prefix if exact else single
+        like = None if exact else prefix
+        stretches = ([(after, upto)] if one is not None
+                     else _stretches(store, after, upto, workers))
+        if len(stretches) > 1:
+            _verify_in_processes(store, checker, stretches, like, page_size, progress)
+            continue
+        for page in store.read_rows(after, upto, page_size=page_size, stream_id=one,
+                                    prefix=like):
+            checker.feed_rows(page)
             if progress is not None:
                 progress(len(page))
     report = checker.report
     for brk in sorted(_unrecorded(store, single, prefixes), key=lambda b: b.position or 0):
         report.add(brk)
-    return checker.finish(_recorded_tails(store, single, prefixes))
+    return checker.finish(tails)
+
+
+def _start_method() -> str:
+    """fork() copies only the calling thread: with others running, a lock one of them held
+    would stay taken in the child, so such a process spawns its workers instead."""
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
+
+
+def _stretches(store: EventStore, after: int, upto: int,
+               workers: int | None) -> list[tuple[int, int]]:
+    """Position ranges ``(after, upto]``, one per process (one range: this process alone)."""
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    in_memory = ":memory:" in store.url or store.url.rstrip("/").endswith("sqlite:")
+    if workers < 2 or in_memory or upto - after < PARALLEL_FROM[_start_method()]:
+        return [(after, upto)]
+    step = -(-(upto - after) // workers)
+    return [(low, min(upto, low + step)) for low in range(after, upto, step)]
+
+
+_FORKED_STORE: EventStore | None = None  # the store a forked worker reads through
+
+
+def _verify_in_processes(store: EventStore, checker: ChainChecker,
+                         stretches: list[tuple[int, int]], prefix: str | None, page_size: int,
+                         progress: Progress | None) -> None:
+    """This process checks the first stretch while the others check theirs."""
+    global _FORKED_STORE
+    method = _start_method()
+    # A forked worker reads through this store (its pool forgets the parent's connections);
+    # a spawned one opens the database again.
+    url = None if method == "fork" else store.engine.url.render_as_string(hide_password=False)
+    _FORKED_STORE = store
+    try:
+        with ProcessPoolExecutor(len(stretches) - 1,
+                                 mp_context=multiprocessing.get_context(method)) as pool:
+            parts = [pool.submit(_verify_stretch, url, low, high, prefix, checker.anchor,
+                                 page_size) for low, high in stretches[1:]]
+            low, high = stretches[0]
+            for page in store.read_rows(low, high, page_size=page_size, prefix=prefix):
+                checker.feed_rows(page)
+                if progress is not None:
+                    progress(len(page))
+            for future in parts:
+                part, firsts = future.result()
+                checker.merge(part, firsts)
+                if progress is not None:
+                    progress(part.events)
+    finally:
+        _FORKED_STORE = None
+    checker.report.processes = max(checker.report.processes, len(stretches))
+
+
+def _verify_stretch(url: str | None, after: int, upto: int, prefix: str | None,
+                    anchor: dict[str, tuple[int, str]], page_size: int,
+                    ) -> tuple[VerifyReport, dict[str, tuple[int, int, bytes, str]]]:
+    """In a worker: check the events at ``after < position <= upto``."""
+    if url is None:
+        store = _FORKED_STORE
+        assert store is not None, "a forked worker of _verify_in_processes"
+        store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+    else:
+        store = EventStore(url, auto_migrate=False)
+    # Every break is kept (one per stream): the parent lists them in log order among those
+    # its own checks of this stretch's first events find, then applies its limit.
+    checker = ChainChecker(VerifyReport(limit=sys.maxsize), anchor)
+    firsts: dict[str, tuple[int, int, bytes, str]] = {}
+    try:
+        for page in store.read_rows(after, upto, page_size=page_size, prefix=prefix):
+            checker.feed_rows(page, firsts)
+    finally:
+        if url is not None:
+            store.close()
+    return checker.report, firsts
 
 
 # ---------------------------------------------------------------------------- anchors
@@ -380,14 +513,11 @@ def version_at(stored: list[StoredEvent], point: int | datetime | None) -> int:
 
 def replay(stored: Iterable[StoredEvent], version: int | None = None) -> P.PlanState | None:
     """Fold stored events up to ``version`` through the same ``evolve`` as live code."""
-    state: P.PlanState | None = None
-    last = 0
-    for ev in stored:
-        if version is not None and ev.version > version:
-            break
-        state = P.evolve(state, decode(ev))
-        last = ev.version
-    return None if state is None else replace(state, version=last)
+    upto = [ev for ev in stored if version is None or ev.version <= version]
+    if not upto:
+        return None
+    return P.fold_data(((ev.event_type, event_data(ev.event_type, ev.schema_version, ev.payload))
+                        for ev in upto), version=upto[-1].version)
 
 
 def replay_plan(store: EventStore, stream_id: str, *, version: int | None = None,
@@ -466,7 +596,8 @@ def diff(stored: list[StoredEvent], start: int, end: int) -> list[Change]:
             continue
         if ev.version > end:
             break
-        state = P.evolve(state, decode(ev))
+        state = P.evolve_data(state, ev.event_type,
+                              event_data(ev.event_type, ev.schema_version, ev.payload))
         now = _state_fields(state)
         for path in now.keys() | current.keys():
             if now.get(path, _MISSING) != current.get(path, _MISSING):
@@ -579,8 +710,8 @@ def timeline(stored: list[StoredEvent], *, actor: str | None = None, role: str |
     state: P.PlanState | None = None
     out = []
     for ev in stored:
-        evt = decode(ev)
-        state = P.evolve(state, evt)
+        data = event_data(ev.event_type, ev.schema_version, ev.payload)
+        state = P.evolve_data(state, ev.event_type, data)
         if actor and ev.actor_id != actor:
             continue
         if role and ev.actor_role != role:
@@ -591,7 +722,7 @@ def timeline(stored: list[StoredEvent], *, actor: str | None = None, role: str |
             continue
         out.append(TimelineEntry(ev.version, ev.occurred_at, ev.actor_id, ev.actor_role,
                                  ev.event_type, state.stage,
-                                 describe(ev.event_type, evt.model_dump(mode="json")), ev.hash))
+                                 describe(ev.event_type, data), ev.hash))
     return out
 
 

@@ -132,17 +132,27 @@ def event_hash(
     payload: bytes,
 ) -> str:
     """SHA-256 over the length-prefixed fields (see the module docstring), as hex."""
+    return _sha256(previous_field(previous) + hash_tail(
+        stream_id, version, event_type, schema_version, actor_id, actor_role, occurred_at,
+        command_id, correlation_id, causation_id, payload)).hexdigest()
+
+
+def hash_tail(stream_id: str, version: int, event_type: str, schema_version: int,
+              actor_id: str, actor_role: str, occurred_at: str, command_id: str,
+              correlation_id: str, causation_id: str, payload: bytes) -> bytes:
+    """What an event's hash covers after the previous hash: ``event_hash`` is SHA-256 over
+    ``previous_field(previous) + hash_tail(...)``. Verification splits the two, so an
+    event can be hashed once the hash before it is known (see ``audit.verify_store``)."""
     rep = _REPEATED
-    return _sha256(b"".join((
-        _previous_field(previous), rep[stream_id], _prefixed(str(version)), rep[event_type],
-        rep[str(schema_version)],
+    return b"".join((
+        rep[stream_id], _prefixed(str(version)), rep[event_type], rep[str(schema_version)],
         _shared_fields(actor_id, actor_role, occurred_at, command_id, correlation_id,
                        causation_id),
         len(payload).to_bytes(_LEN, "big"), payload,
-    ))).hexdigest()
+    ))
 
 
-def _previous_field(previous: str) -> bytes:
+def previous_field(previous: str) -> bytes:
     """The previous hash, length-prefixed (a hex digest's prefix is always the same)."""
     if len(previous) == 64 and previous.isascii():
         return _HEX64 + previous.encode("ascii")
@@ -182,7 +192,7 @@ def chain_hashes(
     stream = rep[stream_id]
     shared = _shared_fields(actor_id, actor_role, occurred_at, command_id, correlation_id,
                             causation_id)
-    prev = _previous_field(previous)
+    prev = previous_field(previous)
     out = []
     version = first_version
     for event_type, schema_version, payload in items:

@@ -104,7 +104,7 @@ def growth(ctx: Context) -> list[Row]:
                 "append, one command per transaction": Figure(
                     "ours: EventStore.append", "events/s", True, m["per_tx_events_per_s"]),
                 "replay, 10 plans of 1,000 events": Figure(
-                    "ours: read_stream + decode + evolve", "us/event", False,
+                    "ours: load_plan (read_payloads + event_data + fold_data)", "us/event", False,
                     m["replay_us_per_event"]),
             }
             for case, fig in figures.items():

@@ -6,6 +6,7 @@ State is a fold of the plan's events, so replaying history gives exactly what li
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -396,89 +397,232 @@ def form_key(stage: str, pillar: str, form: str) -> str:
 
 
 # ------------------------------------------------------------------ evolve
+# Transitions are defined over an event's JSON form: the payload exactly as stored (and
+# hashed), so a replay folds the log's own bytes, and live code (``evolve`` on an event
+# object) goes through the same dump as the store did. Replaying history gives exactly
+# what live code saw.
+EventData = dict[str, Any]
+
+
 def evolve(state: PlanState | None, ev: Event) -> PlanState:
     """Apply one event. Pure: the same events always give the same state."""
-    if isinstance(ev, PlanEnrolled):
-        return PlanState(programme_id=ev.programme_id, region_code=ev.region_code,
-                         region_name=ev.region_name, region_kind=ev.region_kind,
-                         head_title=ev.head_title, pillars=tuple(ev.pillars),
-                         programme_year=ev.programme_year)
-    if state is None:
-        raise TransitionError(f"{type(ev).__name__} before the plan was enrolled")
-    match ev:
-        case StageStarted(stage=stage):
-            return replace(state, stage=stage, status="open")
-        case StageCompleted(stage=stage):
-            return replace(state, stage=stage, status="done")
-        case FormSubmitted():
-            key = form_key(ev.stage, ev.pillar, ev.form)
-            old = state.forms.get(key)
-            entry = FormEntry(ev.pillar, ev.stage, ev.form, ev.data,
-                              (old.submissions if old else 0) + 1, ev.form_schema_version)
-            return replace(state, forms={**state.forms, key: entry})
-        case QuickWinProposed():
-            qw = QuickWin(ev.quick_win_id, ev.pillar, ev.name, ev.agency, ev.description)
-            return replace(state, quick_wins={**state.quick_wins, ev.quick_win_id: qw})
-        case QuickWinRiskRecorded():
-            qw = state.quick_wins[ev.quick_win_id]
-            risk = Risk(ev.risk_id, ev.description, ev.likelihood, ev.impact, ev.handling,
-                        ev.mitigation)
-            risks = tuple(r for r in qw.risks if r.risk_id != ev.risk_id) + (risk,)
-            return replace(state, quick_wins={**state.quick_wins,
-                                              ev.quick_win_id: replace(qw, risks=risks)})
-        case QuickWinProgressReported():
-            qw = state.quick_wins[ev.quick_win_id]
-            qw = replace(qw, completion_percent=ev.completion_percent,
-                         progress=qw.progress + ((ev.completion_percent, ev.reason),))
-            return replace(state, quick_wins={**state.quick_wins, ev.quick_win_id: qw})
-        case SubmittedForReview(round=rnd):
-            return replace(state, stage="review", status="open", review_round=rnd)
-        case ReviewFindingRecorded():
-            finding = Finding(ev.finding_id, ev.round, ev.pillar, ev.severity, ev.text,
-                              ev.reviewer)
-            return replace(state, findings=state.findings + (finding,))
-        case ReviewPassed():
-            return replace(state, status="done")
-        case ReturnedForRevision():
-            return replace(state, stage="bimtek_4", status="open")
-        case ApprovedByRegent():
-            approval = Approval(ev.regent, ev.head_title, ev.regulation_number,
-                                ev.regulation_date.isoformat() if ev.regulation_date else None,
-                                ev.quick_wins_in_rpjmd)
-            return replace(state, stage="approved", status="done", approval=approval)
-        case ApprovalRefused():
-            return replace(state, status="open", refusals=state.refusals + (ev.reason,))
-        case BimtekSessionRecorded():
-            session = Session(ev.stage, ev.held_on.isoformat(), ev.venue, tuple(ev.agencies),
-                              tuple((i.name, i.kind) for i in ev.institutions),
-                              {p: tuple(m) for p, m in ev.working_groups.items()})
-            return replace(state, sessions=state.sessions + (session,))
-        case QuickWinPresented():
-            qw = state.quick_wins[ev.quick_win_id]
-            qw = replace(qw, presentations=qw.presentations + (
-                (ev.agency, ev.presenter, ev.presented_on.isoformat()),))
-            return replace(state, quick_wins={**state.quick_wins, ev.quick_win_id: qw})
-        case QuickWinAdviceRecorded():
-            qw = state.quick_wins[ev.quick_win_id]
-            qw = replace(qw, advice=qw.advice + (Advice(ev.advice_id, ev.advisor, ev.text,
-                                                        ev.advised_on.isoformat()),))
-            return replace(state, quick_wins={**state.quick_wins, ev.quick_win_id: qw})
-        case EvaluationSubmitted():
-            old = state.evaluations.get(ev.year)
-            entry = Evaluation(ev.year, dict(ev.quick_wins), dict(ev.indicators),
-                               (old.submissions if old else 0) + 1)
-            return replace(state, evaluations={**state.evaluations, ev.year: entry})
-        case EvaluationScored():
-            entry = replace(state.evaluations[ev.year], scores=dict(ev.scores),
-                            findings=tuple(ev.findings), reviewer=ev.reviewer)
-            return replace(state, evaluations={**state.evaluations, ev.year: entry})
-    raise TransitionError(f"the plan aggregate does not handle {type(ev).__name__}")
+    return evolve_data(state, type(ev).__name__, ev.model_dump(mode="json"))
+
+
+def evolve_data(state: PlanState | None, event_type: str, data: EventData) -> PlanState:
+    """Apply one event given as its type and JSON form (see ``events.event_data``)."""
+    folded = fold_data(((event_type, data),), state)
+    assert folded is not None
+    return folded
 
 
 def fold(events: list[Event], state: PlanState | None = None) -> PlanState | None:
-    for ev in events:
-        state = evolve(state, ev)
-    return state
+    return fold_data(((type(ev).__name__, ev.model_dump(mode="json")) for ev in events), state)
+
+
+def fold_data(items: Iterable[tuple[str, EventData]], state: PlanState | None = None, *,
+              version: int | None = None) -> PlanState | None:
+    """Apply events given as ``(event type, JSON form)`` pairs in order; ``version`` (when
+    given) is the version of the last one. Each container of the state is copied once per
+    fold, however many events change it, so folding n events costs O(n)."""
+    draft = _Draft(state)
+    handlers = _HANDLERS
+    for event_type, data in items:
+        handler = handlers.get(event_type)
+        if handler is None:
+            raise TransitionError(f"the plan aggregate does not handle {event_type}")
+        if draft.state is None and event_type != "PlanEnrolled":
+            raise TransitionError(f"{event_type} before the plan was enrolled")
+        handler(draft, data)
+    return draft.freeze(version)
+
+
+_QUICK_WIN_SEQUENCES = ("risks", "progress", "presentations", "advice")
+
+
+class _Draft:
+    """A plan being folded: the state it started from, plus thawed (mutable) copies of
+    what the events changed, made the first time an event touches them. The state it
+    started from is never modified; ``freeze`` hands out a new frozen state."""
+
+    __slots__ = ("state", "changed", "quick_wins")
+
+    def __init__(self, state: PlanState | None):
+        self.state = state
+        self.changed: dict[str, Any] = {}
+        self.quick_wins: dict[str, dict[str, Any]] = {}  # id -> QuickWin fields, thawed
+
+    def mapping(self, name: str) -> dict[Any, Any]:
+        value = self.changed.get(name)
+        if value is None:
+            value = self.changed[name] = dict(getattr(self.state, name))
+        return value
+
+    def sequence(self, name: str) -> list[Any]:
+        value = self.changed.get(name)
+        if value is None:
+            value = self.changed[name] = list(getattr(self.state, name))
+        return value
+
+    def quick_win(self, quick_win_id: str) -> dict[str, Any]:
+        qw = self.quick_wins.get(quick_win_id)
+        if qw is None:
+            assert self.state is not None
+            frozen = self.state.quick_wins.get(quick_win_id)
+            if frozen is None:
+                raise TransitionError(f"quick win {quick_win_id!r} was never proposed")
+            qw = {name: getattr(frozen, name) for name in QuickWin.__dataclass_fields__}
+            for name in _QUICK_WIN_SEQUENCES:
+                qw[name] = list(qw[name])
+            self.quick_wins[quick_win_id] = qw
+        return qw
+
+    def freeze(self, version: int | None) -> PlanState | None:
+        if self.state is None:
+            return None
+        changes = {name: tuple(value) if type(value) is list else value
+                   for name, value in self.changed.items()}
+        if self.quick_wins:
+            quick_wins = changes.get("quick_wins") or dict(self.state.quick_wins)
+            for quick_win_id, qw in self.quick_wins.items():
+                quick_wins[quick_win_id] = QuickWin(**{
+                    name: tuple(value) if type(value) is list else value
+                    for name, value in qw.items()})
+            changes["quick_wins"] = quick_wins
+        if version is not None:
+            changes["version"] = version
+        return replace(self.state, **changes) if changes else self.state
+
+
+def _enrolled(d: _Draft, e: EventData) -> None:
+    d.state = PlanState(programme_id=e["programme_id"], region_code=e["region_code"],
+                        region_name=e["region_name"], region_kind=e["region_kind"],
+                        head_title=e["head_title"], pillars=tuple(e["pillars"]),
+                        programme_year=e["programme_year"])
+    d.changed.clear()
+    d.quick_wins.clear()
+
+
+def _stage_started(d: _Draft, e: EventData) -> None:
+    d.changed["stage"] = e["stage"]
+    d.changed["status"] = "open"
+
+
+def _stage_completed(d: _Draft, e: EventData) -> None:
+    d.changed["stage"] = e["stage"]
+    d.changed["status"] = "done"
+
+
+def _form_submitted(d: _Draft, e: EventData) -> None:
+    forms = d.mapping("forms")
+    key = form_key(e["stage"], e["pillar"], e["form"])
+    old = forms.get(key)
+    forms[key] = FormEntry(e["pillar"], e["stage"], e["form"], e["data"],
+                           (old.submissions if old else 0) + 1, e["form_schema_version"])
+
+
+def _quick_win_proposed(d: _Draft, e: EventData) -> None:
+    d.mapping("quick_wins")  # keeps proposal order
+    d.quick_wins[e["quick_win_id"]] = {
+        "quick_win_id": e["quick_win_id"], "pillar": e["pillar"], "name": e["name"],
+        "agency": e["agency"], "description": e["description"], "completion_percent": 0,
+        "risks": [], "progress": [], "presentations": [], "advice": []}
+
+
+def _risk_recorded(d: _Draft, e: EventData) -> None:
+    qw = d.quick_win(e["quick_win_id"])
+    risk = Risk(e["risk_id"], e["description"], e["likelihood"], e["impact"], e["handling"],
+                e["mitigation"])
+    qw["risks"] = [r for r in qw["risks"] if r.risk_id != risk.risk_id] + [risk]
+
+
+def _progress_reported(d: _Draft, e: EventData) -> None:
+    qw = d.quick_win(e["quick_win_id"])
+    qw["completion_percent"] = e["completion_percent"]
+    qw["progress"].append((e["completion_percent"], e["reason"]))
+
+
+def _submitted_for_review(d: _Draft, e: EventData) -> None:
+    d.changed.update(stage="review", status="open", review_round=e["round"])
+
+
+def _finding_recorded(d: _Draft, e: EventData) -> None:
+    d.sequence("findings").append(Finding(e["finding_id"], e["round"], e["pillar"],
+                                          e["severity"], e["text"], e["reviewer"]))
+
+
+def _review_passed(d: _Draft, e: EventData) -> None:
+    d.changed["status"] = "done"
+
+
+def _returned_for_revision(d: _Draft, e: EventData) -> None:
+    d.changed.update(stage="bimtek_4", status="open")
+
+
+def _approved(d: _Draft, e: EventData) -> None:
+    approval = Approval(e["regent"], e["head_title"], e["regulation_number"],
+                        e["regulation_date"], e["quick_wins_in_rpjmd"])
+    d.changed.update(stage="approved", status="done", approval=approval)
+
+
+def _approval_refused(d: _Draft, e: EventData) -> None:
+    d.changed["status"] = "open"
+    d.sequence("refusals").append(e["reason"])
+
+
+def _session_recorded(d: _Draft, e: EventData) -> None:
+    d.sequence("sessions").append(Session(
+        e["stage"], e["held_on"], e["venue"], tuple(e["agencies"]),
+        tuple((i["name"], i["kind"]) for i in e["institutions"]),
+        {p: tuple(m) for p, m in e["working_groups"].items()}))
+
+
+def _quick_win_presented(d: _Draft, e: EventData) -> None:
+    d.quick_win(e["quick_win_id"])["presentations"].append(
+        (e["agency"], e["presenter"], e["presented_on"]))
+
+
+def _advice_recorded(d: _Draft, e: EventData) -> None:
+    d.quick_win(e["quick_win_id"])["advice"].append(
+        Advice(e["advice_id"], e["advisor"], e["text"], e["advised_on"]))
+
+
+def _evaluation_submitted(d: _Draft, e: EventData) -> None:
+    evaluations = d.mapping("evaluations")
+    old = evaluations.get(e["year"])
+    evaluations[e["year"]] = Evaluation(e["year"], dict(e["quick_wins"]), dict(e["indicators"]),
+                                        (old.submissions if old else 0) + 1)
+
+
+def _evaluation_scored(d: _Draft, e: EventData) -> None:
+    evaluations = d.mapping("evaluations")
+    entry = evaluations.get(e["year"])
+    if entry is None:
+        raise TransitionError(f"evaluation {e['year']} was scored before it was submitted")
+    evaluations[e["year"]] = replace(entry, scores=dict(e["scores"]),
+                                     findings=tuple(e["findings"]), reviewer=e["reviewer"])
+
+
+_HANDLERS: dict[str, Callable[[_Draft, EventData], None]] = {
+    "PlanEnrolled": _enrolled,
+    "StageStarted": _stage_started,
+    "StageCompleted": _stage_completed,
+    "FormSubmitted": _form_submitted,
+    "QuickWinProposed": _quick_win_proposed,
+    "QuickWinRiskRecorded": _risk_recorded,
+    "QuickWinProgressReported": _progress_reported,
+    "SubmittedForReview": _submitted_for_review,
+    "ReviewFindingRecorded": _finding_recorded,
+    "ReviewPassed": _review_passed,
+    "ReturnedForRevision": _returned_for_revision,
+    "ApprovedByRegent": _approved,
+    "ApprovalRefused": _approval_refused,
+    "BimtekSessionRecorded": _session_recorded,
+    "QuickWinPresented": _quick_win_presented,
+    "QuickWinAdviceRecorded": _advice_recorded,
+    "EvaluationSubmitted": _evaluation_submitted,
+    "EvaluationScored": _evaluation_scored,
+}
 
 
 # ------------------------------------------------------------------ commands

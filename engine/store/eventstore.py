@@ -50,10 +50,16 @@ class _Sql:
                               f"AND version BETWEEN {p} AND {p} ORDER BY version")
         self.read_from = (f"SELECT {cols} FROM events WHERE stream_id = {p} "
                           f"AND version >= {p} ORDER BY version")
+        self.read_payloads = ("SELECT version, event_type, schema_version, payload FROM events "
+                              f"WHERE stream_id = {p} AND version >= {p} ORDER BY version")
         self.read_page = (f"SELECT {cols} FROM events WHERE position > {p} "
-                          f"ORDER BY position LIMIT {p}")
+                          f"AND position <= {p} ORDER BY position LIMIT {p}")
         self.read_page_prefix = (f"SELECT {cols} FROM events WHERE position > {p} "
-                                 f"AND stream_id LIKE {p} ESCAPE '/' ORDER BY position LIMIT {p}")
+                                 f"AND position <= {p} AND stream_id LIKE {p} ESCAPE '/' "
+                                 f"ORDER BY position LIMIT {p}")
+        self.read_page_stream = (f"SELECT {cols} FROM events WHERE position > {p} "
+                                 f"AND position <= {p} AND stream_id = {p} "
+                                 f"ORDER BY position LIMIT {p}")
         self.stream_version = f"SELECT max(version) FROM events WHERE stream_id = {p}"
         if postgres:
             # One statement (so, outside a transaction, one round trip and one durable
@@ -369,23 +375,53 @@ class EventStore:
             self._heads[stream_id] = (last.version, last.hash)
         return stored
 
+    def read_payloads(self, stream_id: str,
+                      from_version: int = 1) -> list[tuple[int, str, int, str]]:
+        """``(version, event type, schema version, payload text)`` of one stream's events in
+        version order: only what a fold needs (a plan's replay reads nothing else)."""
+        with self._read() as cur:
+            cur.execute(self._sql.read_payloads, (stream_id, from_version))
+            return cur.fetchall()
+
     def read_all(self, from_position: int = 0, page_size: int = 2000,
                  stream_prefix: str | None = None) -> Iterator[StoredEvent]:
         """Every event after ``from_position`` in log order, fetched page by page
         (each page its own short read), so memory stays flat for any log size."""
-        last = from_position
+        for page in self.read_rows(from_position, page_size=page_size, prefix=stream_prefix):
+            yield from self._events(page)
+
+    def read_rows(self, after: int = 0, upto: int | None = None, *, page_size: int = 2000,
+                  stream_id: str | None = None,
+                  prefix: str | None = None) -> Iterator[list[tuple[Any, ...]]]:
+        """Pages of raw rows (``StoredEvent``'s fields in order; the payload as bytes on
+        SQLite, as text on PostgreSQL) with ``after < position <= upto``, in log order,
+        of one stream, of the streams whose id starts with ``prefix``, or of all. Each page
+        is its own short read, so memory stays flat for any log size."""
+        last = after
+        high = upto if upto is not None else 2**62
         while True:
             with self._read() as cur:
-                if stream_prefix:
+                if stream_id is not None:
+                    cur.execute(self._sql.read_page_stream,
+                                (last, high, stream_id, page_size))
+                elif prefix:
                     cur.execute(self._sql.read_page_prefix,
-                                (last, _like_prefix(stream_prefix), page_size))
+                                (last, high, _like_prefix(prefix), page_size))
                 else:
-                    cur.execute(self._sql.read_page, (last, page_size))
-                page = self._events(cur.fetchall())
-            yield from page
+                    cur.execute(self._sql.read_page, (last, high, page_size))
+                page = cur.fetchall()
+            if page:
+                yield page
             if len(page) < page_size:
                 return
-            last = page[-1].position
+            last = page[-1][0]
+
+    def position_bounds(self) -> tuple[int, int]:
+        """The first and last position in the log ((0, 0) when it is empty)."""
+        with self._read() as cur:
+            cur.execute("SELECT min(position), max(position) FROM events")
+            low, high = cur.fetchone()
+        return (int(low) - 1, int(high)) if low is not None else (0, 0)
 
     def stream_version(self, stream_id: str) -> int:
         with self._read() as cur:
