@@ -277,10 +277,14 @@ def _scope(stream_id: str | None, programme: str | None) -> tuple[str | None, li
     return None, []
 
 
-def _unrecorded(store: EventStore, stream_id: str | None,
-                prefixes: list[str]) -> Iterator[Break]:
-    """Events no recorded command covers: written behind the engine's back (the
-    database does the join; nothing here grows with the log)."""
+UNRECORDED_LISTED = MAX_REPORTED * 10  # events no command covers, listed at most
+
+
+def _unrecorded(store: EventStore, stream_id: str | None, prefix: str | None, after: int,
+                upto: int) -> list[Break]:
+    """Events at ``after < position <= upto`` (of one stream, of the streams starting with
+    ``prefix``, or of all) that no recorded command covers: written behind the engine's
+    back. The database does the join; nothing here grows with the log."""
     cmd = commands
     query = (
         select(events.c.stream_id, events.c.version, events.c.position, events.c.command_id,
@@ -289,25 +293,23 @@ def _unrecorded(store: EventStore, stream_id: str | None,
         .where(or_(cmd.c.command_id.is_(None), cmd.c.stream_id != events.c.stream_id,
                    events.c.version < cmd.c.first_version,
                    events.c.version > cmd.c.last_version))
+        .where(events.c.position > after, events.c.position <= upto)
         .order_by(events.c.position)
-        .limit(MAX_REPORTED * 10)
+        .limit(UNRECORDED_LISTED)
     )
     if stream_id is not None:
         query = query.where(events.c.stream_id == stream_id)
-    elif prefixes:
-        query = query.where(or_(*[events.c.stream_id == p if not p.endswith(":") else
-                                  events.c.stream_id.startswith(p, autoescape=True)
-                                  for p in prefixes]))
+    elif prefix:
+        query = query.where(events.c.stream_id.startswith(prefix, autoescape=True))
     with store.engine.connect() as conn:
         rows = conn.execute(query).all()
-    for s_id, version, position, command_id, c_stream, first, last in rows:
-        if c_stream is None:
-            yield Break(s_id, version, f"no command {command_id!r} recorded this event: it was "
-                        "written behind the engine's back", position=position)
-        else:
-            yield Break(s_id, version, f"command {command_id!r} recorded {c_stream} versions "
-                        f"{first}-{last}, not this event: it was moved or inserted",
-                        position=position)
+    return [
+        Break(s_id, version, f"no command {command_id!r} recorded this event: it was "
+              "written behind the engine's back", position=position)
+        if c_stream is None else
+        Break(s_id, version, f"command {command_id!r} recorded {c_stream} versions "
+              f"{first}-{last}, not this event: it was moved or inserted", position=position)
+        for s_id, version, position, command_id, c_stream, first, last in rows]
 
 
 def _recorded_tails(store: EventStore, stream_id: str | None,
@@ -351,6 +353,7 @@ def verify_store(store: EventStore, *, stream_id: str | None = None,
     tails = _recorded_tails(store, single, prefixes)
     after, upto = store.position_bounds()
     checker = ChainChecker(VerifyReport(), anchored)
+    unrecorded: list[Break] = []
     for prefix in (prefixes or [None]):
         exact = prefix is not None and not prefix.endswith(":")  # a programme's own stream
         one = prefix if exact else single
@@ -358,15 +361,17 @@ def verify_store(store: EventStore, *, stream_id: str | None = None,
         stretches = ([(after, upto)] if one is not None
                      else _stretches(store, after, upto, workers))
         if len(stretches) > 1:
-            _verify_in_processes(store, checker, stretches, like, page_size, progress)
+            unrecorded += _verify_in_processes(store, checker, stretches, like, page_size,
+                                               progress)
             continue
         for page in store.read_rows(after, upto, page_size=page_size, stream_id=one,
                                     prefix=like):
             checker.feed_rows(page)
             if progress is not None:
                 progress(len(page))
+        unrecorded += _unrecorded(store, one, like, after, upto)
     report = checker.report
-    for brk in sorted(_unrecorded(store, single, prefixes), key=lambda b: b.position or 0):
+    for brk in sorted(unrecorded, key=lambda b: b.position or 0)[:UNRECORDED_LISTED]:
         report.add(brk)
     return checker.finish(tails)
 
@@ -397,8 +402,9 @@ _FORKED_STORE: EventStore | None = None  # the store a forked worker reads throu
 
 def _verify_in_processes(store: EventStore, checker: ChainChecker,
                          stretches: list[tuple[int, int]], prefix: str | None, page_size: int,
-                         progress: Progress | None) -> None:
-    """This process checks the first stretch while the others check theirs."""
+                         progress: Progress | None) -> list[Break]:
+    """This process checks the first stretch while the others check theirs; returns the
+    events no command covers, found stretch by stretch."""
     global _FORKED_STORE
     method = _start_method()
     # A forked worker reads through this store (its pool forgets the parent's connections);
@@ -415,19 +421,22 @@ def _verify_in_processes(store: EventStore, checker: ChainChecker,
                 checker.feed_rows(page)
                 if progress is not None:
                     progress(len(page))
+            unrecorded = _unrecorded(store, None, prefix, low, high)
             for future in parts:
-                part, firsts = future.result()
+                part, firsts, more = future.result()
                 checker.merge(part, firsts)
+                unrecorded += more
                 if progress is not None:
                     progress(part.events)
     finally:
         _FORKED_STORE = None
     checker.report.processes = max(checker.report.processes, len(stretches))
+    return unrecorded
 
 
 def _verify_stretch(url: str | None, after: int, upto: int, prefix: str | None,
                     anchor: dict[str, tuple[int, str]], page_size: int,
-                    ) -> tuple[VerifyReport, dict[str, tuple[int, int, bytes, str]]]:
+                    ) -> tuple[VerifyReport, dict[str, tuple[int, int, bytes, str]], list[Break]]:
     """In a worker: check the events at ``after < position <= upto``."""
     if url is None:
         store = _FORKED_STORE
@@ -442,10 +451,11 @@ def _verify_stretch(url: str | None, after: int, upto: int, prefix: str | None,
     try:
         for page in store.read_rows(after, upto, page_size=page_size, prefix=prefix):
             checker.feed_rows(page, firsts)
+        unrecorded = _unrecorded(store, None, prefix, after, upto)
     finally:
         if url is not None:
             store.close()
-    return checker.report, firsts
+    return checker.report, firsts, unrecorded
 
 
 # ---------------------------------------------------------------------------- anchors

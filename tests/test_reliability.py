@@ -153,7 +153,12 @@ def _batch_writer(url: str, seed: int) -> None:
 
 
 def _no_partial_batch(store: EventStore) -> None:
+    # One snapshot for both counts (SQLite's transaction is one already): a killed client's
+    # last statement may still commit on the PostgreSQL server (a whole batch, as it
+    # should) between two separate reads.
     with store.engine.connect() as conn:
+        if store.is_postgres:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
         sizes = conn.execute(select(events.c.command_id, func.count())
                              .where(events.c.stream_id.like("plan:crash:%"))
                              .group_by(events.c.command_id)).all()
