@@ -137,3 +137,57 @@ def test_stored_payload_round_trips_exactly(store: EventStore) -> None:
 def test_empty_command_id_refused(store: EventStore) -> None:
     with pytest.raises(ValidationError):
         store.append("s-9", 0, [ev(1)], meta(""))
+
+
+def test_repeated_command_without_expected_version_or_on_another_stream(
+        store: EventStore) -> None:
+    first = store.append("s-8", None, [ev(1)], meta("once"))
+    assert store.append("s-8", None, [ev(2)], meta("once")) == first
+    assert store.append("s-9", 0, [ev(3)], meta("once")) == first
+    assert store.read_stream("s-9") == []
+    assert [e.version for e in store.read_stream("s-8")] == [1]
+
+
+def test_an_append_on_a_dead_connection_fails_and_the_next_reconnects(
+        tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SQLite keeps one connection for appends: when it dies, the append fails with
+    SQLAlchemy's error, writes nothing, and the next append opens a new one."""
+    from sqlalchemy.exc import DBAPIError
+
+    store = EventStore(f"sqlite:///{tmp_path / 'dead.db'}")
+    try:
+        store.append("s-1", 0, [ev(1)], meta("a"))
+        store._writer_raw.dbapi_connection.close()  # the kept connection dies
+        with pytest.raises(DBAPIError) as info:
+            store.append("s-1", 1, [ev(2)], meta("b"))
+        assert info.value.connection_invalidated
+        assert store.append("s-1", 1, [ev(2)], meta("b"))[0].version == 2
+        assert [e.version for e in store.read_stream("s-1")] == [1, 2]
+    finally:
+        store.close()
+
+
+def test_a_forked_child_appends_through_its_own_connection(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import multiprocessing as mp
+
+    url = f"sqlite:///{tmp_path / 'fork.db'}"
+    store = EventStore(url)
+    try:
+        store.append("s-1", 0, [ev(1)], meta("parent-1"))
+        parent_connection = store._writer_raw.dbapi_connection
+        child = mp.get_context("fork").Process(target=_append_in_child, args=(store,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        assert store._writer_raw.dbapi_connection is parent_connection  # untouched
+        store.append("s-1", 2, [ev(3)], meta("parent-2"))
+        assert [e.command_id for e in store.read_stream("s-1")] == [
+            "parent-1", "child", "parent-2"]
+    finally:
+        store.close()
+
+
+def _append_in_child(store: EventStore) -> None:
+    inherited = store._writer_raw
+    store.append("s-1", 1, [ev(2)], meta("child"))
+    assert store._writer_raw is not inherited
