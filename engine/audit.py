@@ -34,7 +34,8 @@ from typing import IO, Any
 import orjson
 from sqlalchemy import func, or_, select
 
-from engine.chain import GENESIS, combine_heads, format_time, hash_tail, previous_field
+from engine.chain import (GENESIS, combine_heads, format_time, previous_field, shared_fields,
+                          tail_with)
 from engine.domain import plan as P
 from engine.domain.events import event_data, registered_events
 from engine.domain.programme import programme_stream
@@ -181,15 +182,19 @@ class ChainChecker:
         anchor = self.anchor
         sha256 = hashlib.sha256
         count = 0
+        last_fields: tuple[str, ...] = ()
+        shared = b""
         for (position, stream_id, version, event_type, schema_version, payload, actor_id,
              actor_role, occurred_at, command_id, correlation_id, causation_id,
              stored) in rows:
             count += 1
             if type(payload) is str:
                 payload = payload.encode("utf-8")
-            tail = hash_tail(stream_id, version, event_type, schema_version, actor_id,
-                             actor_role, occurred_at, command_id, correlation_id,
-                             causation_id, payload)
+            fields = (actor_id, actor_role, occurred_at, command_id, correlation_id,
+                      causation_id)
+            if fields != last_fields:  # a command's events lie together: encoded once
+                shared, last_fields = shared_fields(*fields), fields
+            tail = tail_with(stream_id, version, event_type, schema_version, shared, payload)
             head = heads.get(stream_id)
             if head is None:
                 if firsts is not None:

@@ -113,6 +113,21 @@ class _Repeated(dict[str, bytes]):
 
 
 _REPEATED = _Repeated()
+
+
+class _Numbers(dict[int, bytes]):
+    """Length-prefixed decimal text of versions and schema versions (the same few numbers
+    recur in every stream). Bounded, as ``_Repeated``."""
+
+    def __missing__(self, key: int) -> bytes:
+        value = _prefixed(str(key))
+        if len(self) >= 50_000:
+            self.clear()
+        self[key] = value
+        return value
+
+
+_NUMBERS = _Numbers()
 _HEX64 = (64).to_bytes(_LEN, "big")
 _sha256 = hashlib.sha256
 
@@ -143,12 +158,19 @@ def hash_tail(stream_id: str, version: int, event_type: str, schema_version: int
     """What an event's hash covers after the previous hash: ``event_hash`` is SHA-256 over
     ``previous_field(previous) + hash_tail(...)``. Verification splits the two, so an
     event can be hashed once the hash before it is known (see ``audit.verify_store``)."""
+    return tail_with(stream_id, version, event_type, schema_version,
+                     shared_fields(actor_id, actor_role, occurred_at, command_id,
+                                   correlation_id, causation_id), payload)
+
+
+def tail_with(stream_id: str, version: int, event_type: str, schema_version: int,
+              shared: bytes, payload: bytes) -> bytes:
+    """``hash_tail`` with the fields a command's events share already encoded
+    (``shared_fields``): a command's events lie together in the log."""
     rep = _REPEATED
     return b"".join((
-        rep[stream_id], _prefixed(str(version)), rep[event_type], rep[str(schema_version)],
-        _shared_fields(actor_id, actor_role, occurred_at, command_id, correlation_id,
-                       causation_id),
-        len(payload).to_bytes(_LEN, "big"), payload,
+        rep[stream_id], _NUMBERS[version], rep[event_type], _NUMBERS[schema_version],
+        shared, len(payload).to_bytes(_LEN, "big"), payload,
     ))
 
 
@@ -159,7 +181,7 @@ def previous_field(previous: str) -> bytes:
     return _prefixed(previous)
 
 
-def _shared_fields(actor_id: str, actor_role: str, occurred_at: str, command_id: str,
+def shared_fields(actor_id: str, actor_role: str, occurred_at: str, command_id: str,
                    correlation_id: str, causation_id: str) -> bytes:
     """The fields every event of one command shares, length-prefixed, in hash order."""
     rep = _REPEATED
@@ -190,14 +212,14 @@ def chain_hashes(
     hashed, but the fields one command shares are encoded once for the whole batch."""
     rep = _REPEATED
     stream = rep[stream_id]
-    shared = _shared_fields(actor_id, actor_role, occurred_at, command_id, correlation_id,
+    shared = shared_fields(actor_id, actor_role, occurred_at, command_id, correlation_id,
                             causation_id)
     prev = previous_field(previous)
     out = []
     version = first_version
     for event_type, schema_version, payload in items:
         digest = _sha256(b"".join((
-            prev, stream, _prefixed(str(version)), rep[event_type], rep[str(schema_version)],
+            prev, stream, _NUMBERS[version], rep[event_type], _NUMBERS[schema_version],
             shared, len(payload).to_bytes(_LEN, "big"), payload,
         ))).hexdigest()
         out.append(digest)

@@ -191,3 +191,52 @@ def _append_in_child(store: EventStore) -> None:
     inherited = store._writer_raw
     store.append("s-1", 1, [ev(2)], meta("child"))
     assert store._writer_raw is not inherited
+
+
+def _skip_positions(store: EventStore, count: int) -> list[tuple[str, int]]:
+    """Make the next append's position jump by ``count``: on PostgreSQL as rolled-back
+    appends do; SQLite reuses positions, so there an event is written at the far position
+    (returned, as (stream, version))."""
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        if store.is_postgres:
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('events', 'position'), "
+                              "(SELECT max(position) FROM events) + :n)"), {"n": count})
+            return []
+        conn.execute(text(
+            "INSERT INTO events (position, stream_id, version, event_type, schema_version, "
+            "payload, actor_id, actor_role, occurred_at, command_id, correlation_id, "
+            "causation_id, hash) SELECT max(position) + :n, :s, 1, 'Gap', 1, '{}', 'a', "
+            "'operator', '2026-01-01T00:00:00.000000Z', :s, :s, '', '' FROM events"),
+            {"n": count, "s": f"gap-{count}"})
+        return [(f"gap-{count}", 1)]
+
+
+def test_reading_the_log_crosses_gaps_in_positions(store: EventStore) -> None:
+    store.append("s-1", 0, [ev(1), ev(2)], meta("a"))
+    written = _skip_positions(store, 3)
+    store.append("s-2", 0, [ev(3)], meta("b"))
+    written += _skip_positions(store, 1_000_000)
+    store.append("s-1", 2, [ev(4), ev(5), ev(6)], meta("c"))
+    everything = list(store.read_all(page_size=2))
+    expected = [("s-1", 1), ("s-1", 2), ("s-2", 1), ("s-1", 3), ("s-1", 4), ("s-1", 5)]
+    assert sorted((e.stream_id, e.version) for e in everything) == sorted(expected + written)
+    ours = [e for e in everything if not e.stream_id.startswith("gap")]
+    assert [(e.stream_id, e.version) for e in ours] == expected
+    assert ours[3].position > ours[2].position + 1_000_000
+    positions = [e.position for e in everything]
+    assert positions == sorted(positions)
+    after = ours[1].position
+    assert [e.position for e in store.read_all(after, page_size=2)] == [
+        p for p in positions if p > after]
+    pages = list(store.read_rows(after, ours[4].position, page_size=2, prefix="s-1"))
+    assert [row[0] for page in pages for row in page] == [ours[3].position, ours[4].position]
+
+
+def test_reading_the_log_reads_what_was_appended_meanwhile(store: EventStore) -> None:
+    store.append("s-1", 0, [ev(1), ev(2), ev(3)], meta("a"))
+    reader = store.read_all(page_size=2)
+    assert [next(reader).version, next(reader).version] == [1, 2]
+    store.append("s-1", 3, [ev(4), ev(5), ev(6)], meta("b"))
+    assert [e.version for e in reader] == [3, 4, 5, 6]

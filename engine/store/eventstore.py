@@ -54,14 +54,16 @@ class _Sql:
                           f"AND version >= {p} ORDER BY version")
         self.read_payloads = ("SELECT version, event_type, schema_version, payload FROM events "
                               f"WHERE stream_id = {p} AND version >= {p} ORDER BY version")
-        self.read_page = (f"SELECT {cols} FROM events WHERE position > {p} "
-                          f"AND position <= {p} ORDER BY position LIMIT {p}")
-        self.read_page_prefix = (f"SELECT {cols} FROM events WHERE position > {p} "
-                                 f"AND position <= {p} AND stream_id LIKE {p} ESCAPE '/' "
-                                 f"ORDER BY position LIMIT {p}")
         self.read_page_stream = (f"SELECT {cols} FROM events WHERE position > {p} "
                                  f"AND position <= {p} AND stream_id = {p} "
                                  f"ORDER BY position LIMIT {p}")
+        self.read_window = (f"SELECT {cols} FROM events WHERE position > {p} "
+                            f"AND position <= {p} ORDER BY position")
+        self.read_window_prefix = (f"SELECT {cols} FROM events WHERE position > {p} "
+                                   f"AND position <= {p} AND stream_id LIKE {p} ESCAPE '/' "
+                                   "ORDER BY position")
+        self.next_position = (f"SELECT min(position) FROM events WHERE position > {p} "
+                              f"AND position <= {p}")
         self.stream_version = f"SELECT max(version) FROM events WHERE stream_id = {p}"
         if postgres:
             # One statement (so, outside a transaction, one round trip and one durable
@@ -455,24 +457,46 @@ class EventStore:
         SQLite, as text on PostgreSQL) with ``after < position <= upto``, in log order,
         of one stream, of the streams whose id starts with ``prefix``, or of all. Each page
         is its own short read, so memory stays flat for any log size."""
+        if stream_id is not None:  # one stream: its own rows, a page at a time
+            last, high = after, upto if upto is not None else 2**62
+            while True:
+                with self._read() as cur:
+                    cur.execute(self._sql.read_page_stream, (last, high, stream_id, page_size))
+                    page = cur.fetchall()
+                if page:
+                    yield page
+                if len(page) < page_size:
+                    return
+                last = page[-1][0]
+        # The log or a prefix: a window of ``page_size`` positions at a time. A range query
+        # with LIMIT over the whole rest of the log made PostgreSQL, on a table without
+        # statistics yet (fresh, or just restored), fetch and sort all of the rest for every
+        # page; a window keeps every query as small as its page, whatever the plan.
+        pattern = _like_prefix(prefix) if prefix else None
         last = after
-        high = upto if upto is not None else 2**62
+        high = upto if upto is not None else self.last_position()
         while True:
-            with self._read() as cur:
-                if stream_id is not None:
-                    cur.execute(self._sql.read_page_stream,
-                                (last, high, stream_id, page_size))
-                elif prefix:
-                    cur.execute(self._sql.read_page_prefix,
-                                (last, high, _like_prefix(prefix), page_size))
-                else:
-                    cur.execute(self._sql.read_page, (last, high, page_size))
-                page = cur.fetchall()
-            if page:
-                yield page
-            if len(page) < page_size:
+            while last < high:
+                end = min(last + page_size, high)
+                with self._read() as cur:
+                    if pattern is None:
+                        cur.execute(self._sql.read_window, (last, end))
+                    else:
+                        cur.execute(self._sql.read_window_prefix, (last, end, pattern))
+                    page = cur.fetchall()
+                    if not page:  # a gap in the positions (rolled back appends): skip it
+                        cur.execute(self._sql.next_position, (end, high))
+                        following = cur.fetchone()[0]
+                        end = high if following is None else following - 1
+                if page:
+                    yield page
+                last = end
+            if upto is not None:
                 return
-            last = page[-1][0]
+            newer = self.last_position()  # appended while this was read: read those too
+            if newer <= high:
+                return
+            high = newer
 
     def position_bounds(self) -> tuple[int, int]:
         """The first and last position in the log ((0, 0) when it is empty)."""
