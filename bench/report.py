@@ -138,7 +138,8 @@ def render(results: dict[str, Any]) -> str:
         "`SMARTCITY_TEST_POSTGRES_URL`; each measurement runs in a new schema, dropped after. "
         "Each SQLite measurement gets a new database file. Each figure is the median of "
         "several runs (3 with `--quick`, 5 otherwise) inside its own spawned process, whose "
-        "peak RSS is the figure's peak RSS (so memory is per measurement, never cumulative). "
+        "peak RSS, plus the largest peak of the processes it started (verify's workers), is the "
+        "figure's peak RSS (so memory is per measurement, never cumulative). "
         "`--only` re-runs some scenarios and keeps the others' last results.",
         "",
         "## Machine",

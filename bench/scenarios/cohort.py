@@ -15,7 +15,8 @@ from bench.core import Context, Figure, Row, Target, at_most, quiet_logs, scenar
 REGIONS = 50
 QUICK_REGIONS = 5
 SEED = 2018
-OPERATIONS = ("enrol", "open_stage", "fill_stage", "close_stage", "review", "approve")
+OPERATIONS = ("enrol", "open_stage", "fill_stage", "close_stage", "review", "approve",
+              "open_evaluation", "simulate_evaluation")
 
 
 def _regions(quick: bool) -> int:
@@ -124,14 +125,18 @@ def under_prefect(location: dict[str, Any], runs: int, quick: bool,
 
 
 def drive_cohort(url: str, n: int, seed: int = SEED) -> dict[str, Any]:
-    """The programme flow's sequence, with the engine alone: enrol every region, then for
-    each bimtek stage open / fill / close it region by region, review, approve, report."""
+    """What `smartcity demo` runs, with the engine alone: enrol every region, then for each
+    bimtek stage open / fill / close it region by region, review, approve, then the two
+    yearly evaluations (open, each region's report and scores, the evaluation report), and
+    the cohort report."""
     from engine.application import Engine
     from engine import operations as ops
     from engine.domain.plan import BIMTEK_STAGES
     from engine.errors import NotFound
+    from engine.evaluation import evaluation_report
     from engine.reports import cohort_report
-    from flows.demo import DEMO_PROGRAMME, demo_regions, ensure_programme
+    from flows.demo import (DEMO_PROGRAMME, DEMO_YEAR, EVALUATION_YEARS, demo_regions,
+                            ensure_programme)
     from flows.programme import returned_by_review
 
     engine = Engine(url)
@@ -154,6 +159,11 @@ def drive_cohort(url: str, n: int, seed: int = SEED) -> dict[str, Any]:
                    return_first=returned_by_review(DEMO_PROGRAMME, region, seed, 0.2), seed=seed)
     for region in regions:
         ops.approve(engine, DEMO_PROGRAMME, region, year)
+    for year_after in EVALUATION_YEARS:  # as the demo, two yearly evaluations after approval
+        ops.open_evaluation(engine, DEMO_PROGRAMME, DEMO_YEAR + year_after)
+        for region in regions:
+            ops.simulate_evaluation(engine, DEMO_PROGRAMME, region, DEMO_YEAR + year_after, seed)
+        evaluation_report(engine, DEMO_PROGRAMME, DEMO_YEAR + year_after)
     report = cohort_report(engine, DEMO_PROGRAMME)
     engine.close()
     return report
