@@ -138,8 +138,10 @@ def render(results: dict[str, Any]) -> str:
         "`SMARTCITY_TEST_POSTGRES_URL`; each measurement runs in a new schema, dropped after. "
         "Each SQLite measurement gets a new database file. Each figure is the median of "
         "several runs (3 with `--quick`, 5 otherwise) inside its own spawned process, whose "
-        "peak RSS, plus the largest peak of the processes it started (verify's workers), is the "
-        "figure's peak RSS (so memory is per measurement, never cumulative). "
+        "peak RSS is the figure's peak RSS (so memory is per measurement, never cumulative); "
+        "where the measurement starts processes (verify's workers, Prefect's server), the "
+        "figure is the larger of that and the peak PSS summed over the process and its "
+        "children, sampled every 0.25 s (PSS counts a page they share once). "
         "`--only` re-runs some scenarios and keeps the others' last results.",
         "",
         "## Machine",
