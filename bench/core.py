@@ -15,7 +15,6 @@ import multiprocessing as mp
 import os
 import resource
 import statistics
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -286,52 +285,35 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class TreeMemory(threading.Thread):
-    """While a measurement runs, the peak of the proportional set size (PSS) summed over
-    this process and the processes it started (verify's workers, Prefect's server): a page
-    two of them share counts once, split between them, where adding their RSS would count
-    it twice. Sampled every 0.25 s, and only while there are such processes."""
+def _tree_pss(pid: int) -> int:
+    """PSS in bytes summed over process ``pid`` and the processes it started, 0 when it
+    started none (its own peak RSS says more then) or psutil is missing."""
+    try:
+        import psutil
 
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak = 0
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        try:
-            import psutil
-        except ImportError:  # the bench extra is not installed: own RSS only
-            return
-        me = psutil.Process()
-        while not self.done.wait(0.25):
-            try:
-                children = me.children(recursive=True)
-                if not children:
-                    continue
-                total = me.memory_full_info().pss
-            except psutil.Error:
-                continue
-            for child in children:
-                with suppress(psutil.Error):
-                    total += child.memory_full_info().pss
-            self.peak = max(self.peak, total)
+        proc = psutil.Process(pid)
+        children = proc.children(recursive=True)
+        if not children:
+            return 0
+        total = proc.memory_full_info().pss
+    except Exception:  # noqa: BLE001 - gone, or no psutil: nothing to add
+        return 0
+    for child in children:
+        with suppress(Exception):
+            total += child.memory_full_info().pss
+    return total
 
 
 def _child(target: str, kwargs: dict[str, Any], conn: Any) -> None:
-    tree = TreeMemory()
-    tree.start()
     try:
         module, name = target.split(":")
         fn = getattr(importlib.import_module(module), name)
         result = fn(**kwargs)
-        tree.done.set()
-        tree.join()
-        result.setdefault("peak_rss_mb", round(max(peak_rss_mb(), tree.peak / 2**20), 1))
+        result.setdefault("peak_rss_mb", round(peak_rss_mb(), 1))
         conn.send(result)
     except BaseException:  # noqa: BLE001 - reported to the parent, which goes on
         conn.send({"error": traceback.format_exc()})
     finally:
-        tree.done.set()
         conn.close()
 
 
@@ -345,11 +327,15 @@ def run_in_child(target: str, kwargs: dict[str, Any],
     child.close()
     deadline = time.monotonic() + timeout
     result: dict[str, Any] | None = None
+    tree_peak = 0
     while result is None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        if parent.poll(min(remaining, 1.0)):
+        # The measurement's processes, sampled from here so the measured process runs no
+        # extra thread (verify forks workers only from a single-threaded process).
+        tree_peak = max(tree_peak, _tree_pss(proc.pid))
+        if parent.poll(min(remaining, 0.25)):
             try:
                 result = parent.recv()
             except EOFError:
@@ -368,6 +354,8 @@ def run_in_child(target: str, kwargs: dict[str, Any],
     if proc.is_alive():
         proc.kill()
         proc.join(10)
+    if tree_peak and "peak_rss_mb" in result:
+        result["peak_rss_mb"] = round(max(result["peak_rss_mb"], tree_peak / 2**20), 1)
     return result
 
 
