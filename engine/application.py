@@ -279,7 +279,7 @@ def load_plan(store: EventStore, stream_id: str,
     rows = store.read_payloads(stream_id, state.version + 1 if state else 1)
     if not rows:
         return state
-    with _no_cyclic_gc(len(rows) >= LONG_FOLD):
+    with no_cyclic_gc(len(rows) >= LONG_FOLD):
         return P.fold_data(((t, event_data(t, s, p)) for _, t, s, p in rows), state,
                            version=rows[-1][0])
 
@@ -288,7 +288,7 @@ LONG_FOLD = 1000  # events; folding more pauses the cyclic garbage collector
 
 
 @contextmanager
-def _no_cyclic_gc(pause: bool) -> Iterator[None]:
+def no_cyclic_gc(pause: bool) -> Iterator[None]:
     """Decoding thousands of events allocates enough containers to set off a full
     collection, which walks every object of the process (tens of milliseconds) and finds
     nothing: a fold creates no reference cycles, and what it drops is freed by reference

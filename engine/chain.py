@@ -147,26 +147,19 @@ def event_hash(
     payload: bytes,
 ) -> str:
     """SHA-256 over the length-prefixed fields (see the module docstring), as hex."""
-    return _sha256(previous_field(previous) + hash_tail(
-        stream_id, version, event_type, schema_version, actor_id, actor_role, occurred_at,
-        command_id, correlation_id, causation_id, payload)).hexdigest()
-
-
-def hash_tail(stream_id: str, version: int, event_type: str, schema_version: int,
-              actor_id: str, actor_role: str, occurred_at: str, command_id: str,
-              correlation_id: str, causation_id: str, payload: bytes) -> bytes:
-    """What an event's hash covers after the previous hash: ``event_hash`` is SHA-256 over
-    ``previous_field(previous) + hash_tail(...)``. Verification splits the two, so an
-    event can be hashed once the hash before it is known (see ``audit.verify_store``)."""
-    return tail_with(stream_id, version, event_type, schema_version,
-                     shared_fields(actor_id, actor_role, occurred_at, command_id,
-                                   correlation_id, causation_id), payload)
+    return _sha256(previous_field(previous) + tail_with(
+        stream_id, version, event_type, schema_version,
+        shared_fields(actor_id, actor_role, occurred_at, command_id, correlation_id,
+                      causation_id), payload)).hexdigest()
 
 
 def tail_with(stream_id: str, version: int, event_type: str, schema_version: int,
               shared: bytes, payload: bytes) -> bytes:
-    """``hash_tail`` with the fields a command's events share already encoded
-    (``shared_fields``): a command's events lie together in the log."""
+    """What an event's hash covers after the previous hash, the fields its command's events
+    share given encoded (``shared_fields``): ``event_hash`` is SHA-256 over
+    ``previous_field(previous) + tail_with(...)``. Verification splits the two, so an event
+    can be hashed once the hash before it is known, and encodes a command's shared fields
+    once for its events, which lie together in the log (see ``audit.ChainChecker``)."""
     rep = _REPEATED
     return b"".join((
         rep[stream_id], _NUMBERS[version], rep[event_type], _NUMBERS[schema_version],
@@ -182,7 +175,7 @@ def previous_field(previous: str) -> bytes:
 
 
 def shared_fields(actor_id: str, actor_role: str, occurred_at: str, command_id: str,
-                   correlation_id: str, causation_id: str) -> bytes:
+                  correlation_id: str, causation_id: str) -> bytes:
     """The fields every event of one command shares, length-prefixed, in hash order."""
     rep = _REPEATED
     return b"".join((
@@ -210,18 +203,14 @@ def chain_hashes(
     """``event_hash`` of each of a batch's events ``(event_type, schema_version, payload)``,
     versions from ``first_version`` on, each chained to the one before: the same bytes are
     hashed, but the fields one command shares are encoded once for the whole batch."""
-    rep = _REPEATED
-    stream = rep[stream_id]
     shared = shared_fields(actor_id, actor_role, occurred_at, command_id, correlation_id,
-                            causation_id)
+                           causation_id)
     prev = previous_field(previous)
     out = []
     version = first_version
     for event_type, schema_version, payload in items:
-        digest = _sha256(b"".join((
-            prev, stream, _NUMBERS[version], rep[event_type], _NUMBERS[schema_version],
-            shared, len(payload).to_bytes(_LEN, "big"), payload,
-        ))).hexdigest()
+        digest = _sha256(prev + tail_with(stream_id, version, event_type, schema_version,
+                                          shared, payload)).hexdigest()
         out.append(digest)
         prev = _HEX64 + digest.encode("ascii")
         version += 1

@@ -23,14 +23,14 @@ def rebuild(store: Any, stream: str) -> tuple[Any, float, float, float]:
     """What ``engine.application.load_plan`` does (the engine's only way to a plan's state),
     step by step: read the stream's payloads, decode them, fold them. Returns the state and
     the seconds of each step."""
-    from engine.application import LONG_FOLD, _no_cyclic_gc
+    from engine.application import LONG_FOLD, no_cyclic_gc
     from engine.domain import plan as P
     from engine.domain.events import event_data
 
     t0 = time.perf_counter()
     rows = store.read_payloads(stream)
     t1 = time.perf_counter()
-    with _no_cyclic_gc(len(rows) >= LONG_FOLD):  # as load_plan
+    with no_cyclic_gc(len(rows) >= LONG_FOLD):  # as load_plan
         items = [(t, event_data(t, s, p)) for _, t, s, p in rows]
         t2 = time.perf_counter()
         state = P.fold_data(items, version=rows[-1][0])

@@ -301,8 +301,8 @@ class EventStore:
     def _append_step_by_step(self, raw: Any, stream_id: str, expected_version: int | None,
                              new_events: Sequence[NewEvent], meta: EventMeta,
                              when: str) -> list[StoredEvent]:
-        """One transaction: take the write lock, return the recorded events of a repeated
-        command, read the head, check the expected version, insert, commit."""
+        """One transaction: take the write lock, read the head, check the expected version
+        (or return the recorded events of a repeated command), insert, commit."""
         sql = self._sql
         cur = raw.cursor()
         try:
@@ -312,21 +312,16 @@ class EventStore:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_KEY,))
             else:
                 cur.execute("BEGIN IMMEDIATE")
-            if self.is_postgres:
-                recorded = self._recorded(cur, meta.command_id)
-                if recorded is not None:
-                    raw.rollback()  # nothing written
-                    return recorded
-            # SQLite: a repeated command is found on the way instead, one statement fewer:
-            # by the head check (its events moved the head), or by the commands row's
-            # primary key (caught in ``append``, which returns the recorded events).
+            # A repeated command is found on the way, without a lookup first: by the head
+            # check (its events moved the head), or by the commands row's primary key
+            # (caught in ``append``, which returns the recorded events).
             cur.execute(sql.head, (stream_id,))
             head = cur.fetchone()
             current, previous = (head[0], head[1]) if head else (0, GENESIS)
             if expected_version is not None and current != expected_version:
-                recorded = None if self.is_postgres else self._recorded(cur, meta.command_id)
+                recorded = self._recorded(cur, meta.command_id)
                 if recorded is not None:
-                    raw.rollback()
+                    raw.rollback()  # nothing written
                     return recorded
                 raise ConcurrencyError(stream_id, expected_version, current)
             versions, hashes = self._chain(stream_id, current, previous, new_events, meta, when)
