@@ -22,6 +22,8 @@ def configure(level: str | None = None, json: bool | None = None) -> None:
                 else structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
         processors=[
+            # first: a line below the level costs a level check, not a rendered line
+            structlog.stdlib.filter_by_level,
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,

@@ -139,6 +139,25 @@ class CohortProjection:
                 .order_by(quick_win_progress.c.quick_win_id))]
 
 
+class LiveProgress:
+    """The read model's plan rows kept in memory and fed with what the log gained since the
+    last call, writing nothing: for progress displays that poll while a cohort runs (each
+    poll reads only the new events, where folding every plan again reads them all)."""
+
+    def __init__(self, store: EventStore, programme_id: str):
+        self.store = store
+        self.prefix = f"plan:{programme_id}:"
+        self.after = 0
+        self.rows = _Rows()
+
+    def refresh(self) -> dict[str, dict[str, Any]]:
+        """Every plan's row (``stage``, ``status``, ``review_round`` ...) by stream id."""
+        for stored in self.store.read_all(self.after, stream_prefix=self.prefix):
+            self.rows.apply(stored)
+            self.after = stored.position
+        return self.rows.plans
+
+
 def _plain(row: Any) -> dict[str, Any]:
     return {str(k): v for k, v in row._mapping.items()}
 

@@ -17,6 +17,7 @@ from engine.application import Engine
 from engine.domain.plan import STAGES
 from engine.errors import NotFound
 from engine.operations import FLOW_OPERATOR
+from engine.projections import LiveProgress
 from engine.reports import cohort_report
 
 DEMO_PROGRAMME = "m100-2018"
@@ -63,7 +64,8 @@ class Timings:
 
 
 class StageWatcher(threading.Thread):
-    """Polls the event store and moves one progress bar per stage."""
+    """Polls the event store (the events since the last poll) and moves one progress bar
+    per stage."""
 
     LABELS = {"bimtek_1": "Bimtek I", "bimtek_2": "Bimtek II", "bimtek_3": "Bimtek III",
               "bimtek_4": "Bimtek IV", "review": "Reviu", "approved": "Persetujuan"}
@@ -71,17 +73,18 @@ class StageWatcher(threading.Thread):
     def __init__(self, db_url: str, n: int, progress: Progress):
         super().__init__(daemon=True)
         self.engine = Engine(db_url)
+        self.progress_rows = LiveProgress(self.engine.store, DEMO_PROGRAMME)
         self.progress = progress
         self.bars = {s: progress.add_task(label, total=n) for s, label in self.LABELS.items()}
         self.stop = threading.Event()
 
     def poll(self) -> None:
         done = {s: 0 for s in self.bars}
-        for plan in self.engine.plans(DEMO_PROGRAMME):
-            i = STAGES.index(plan.stage)
+        for plan in self.progress_rows.refresh().values():
+            i = STAGES.index(plan["stage"])
             for s in self.bars:
                 j = STAGES.index(s)
-                if i > j or (i == j and plan.status == "done"):
+                if i > j or (i == j and plan["status"] == "done"):
                     done[s] += 1
         for s, bar in self.bars.items():
             self.progress.update(bar, completed=done[s])

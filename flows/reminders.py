@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
 from engine.calendar import send_reminders
 from flows.runtime import engine_for
@@ -16,7 +17,8 @@ class RemindersPending(RuntimeError):
     """Some reminders could not be delivered; a retry sends those (and only those)."""
 
 
-@task(name="send-reminders", retries=3, retry_delay_seconds=1)
+@task(name="send-reminders", retries=3, retry_delay_seconds=1, cache_policy=NO_CACHE,
+      persist_result=False)
 def send_due_reminders(db_url: str, programme: str, as_of: str | None) -> dict[str, Any]:
     result = send_reminders(engine_for(db_url), programme,
                             date.fromisoformat(as_of) if as_of else None)

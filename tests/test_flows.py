@@ -106,6 +106,78 @@ def test_stage_flow_leaves_a_region_with_a_missing_form_blocked_and_reports_it( 
     assert eng.plan("m100-2023", "35.76").status == "done"
 
 
+def test_programme_flow_runs_each_region_on_and_reports_where_one_is_blocked(  # type: ignore[no-untyped-def]
+        tmp_path) -> None:
+    """Without simulated officers a region gets only as far as its own forms take it:
+    35.76 filled bimtek I and stops at bimtek II, 13.73 filled nothing and stops at I."""
+    from flows.programme import programme_flow
+
+    url = f"sqlite:///{tmp_path}/programme.db"
+    eng = _programme(url, ["35.76", "13.73"])
+    ops.enrol(eng, "m100-2023", "35.76")
+    ops.open_stage(eng, "m100-2023", "35.76", "bimtek_1")
+    ops.fill_stage(eng, "m100-2023", "35.76", "bimtek_1")
+    result = programme_flow(url, "m100-2023", simulate=False)
+    assert result["approved"] == []
+    assert set(result["blocked"]) == {"35.76", "13.73"}
+    assert result["blocked"]["35.76"]["stage"] == "bimtek_2"
+    assert result["blocked"]["13.73"]["stage"] == "bimtek_1"
+    assert "governance" in result["blocked"]["13.73"]["missing"]
+    assert eng.plan("m100-2023", "35.76").stage == "bimtek_2"
+    assert eng.plan("m100-2023", "13.73").stage == "bimtek_1"  # enrolled by the flow
+
+
+def test_retried_region_after_its_approval_was_recorded_writes_nothing_twice(  # type: ignore[no-untyped-def]
+        tmp_path, monkeypatch) -> None:
+    """A region's task fails after the regent's approval was recorded; Prefect retries the
+    whole region, which finds every step recorded and writes nothing again."""
+    from flows.programme import programme_flow
+
+    url = f"sqlite:///{tmp_path}/retry-region.db"
+    eng = _programme(url, ["35.02", "33.07"])
+    real_approve = ops.approve
+    calls: list[str] = []
+
+    def approve_then_crash(engine, programme, region, year):  # type: ignore[no-untyped-def]
+        calls.append(region)
+        real_approve(engine, programme, region, year)
+        if calls.count(region) == 1:
+            raise ConnectionError("network dropped after the approval was recorded")
+
+    monkeypatch.setattr(ops, "approve", approve_then_crash)
+    result = programme_flow(url, "m100-2023", simulate=True, seed=4, return_share=1.0)
+    assert sorted(result["approved"]) == ["33.07", "35.02"] and not result["blocked"]
+    assert sorted(calls) == ["33.07", "33.07", "35.02", "35.02"]
+    for region in ("35.02", "33.07"):
+        types = [e.event_type for e in eng.history("m100-2023", region)]
+        assert types.count("PlanEnrolled") == 1 and types.count("ApprovedByRegent") == 1
+        assert types.count("StageCompleted") == 4 + 1  # bimtek IV again after the return
+        assert types.count("ReturnedForRevision") == 1
+        forms = [e for e in eng.history("m100-2023", region) if e.event_type == "FormSubmitted"]
+        assert len(forms) == len({e.payload for e in forms})
+
+
+def test_evaluation_flow_returns_the_cohort_and_each_regions_headline(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from engine.evaluation import evaluation_report
+    from flows.evaluation import SUMMARY_FIELDS, evaluation_flow
+    from flows.programme import programme_flow
+
+    url = f"sqlite:///{tmp_path}/evaluation.db"
+    eng = _programme(url, ["35.02", "33.07", "35.76"])
+    programme_flow(url, "m100-2023", simulate=True, seed=2, return_share=0.0)
+    result = evaluation_flow(url, "m100-2023", 2024, simulate=True, seed=2)
+    full = evaluation_report(eng, "m100-2023", 2024)
+    assert result["cohort"] == full["cohort"]
+    assert result["cohort"]["submitted"] == result["cohort"]["scored"] == 3
+    assert [r["region_code"] for r in result["regions"]] == ["33.07", "35.02", "35.76"]
+    assert all(set(r) == set(SUMMARY_FIELDS) for r in result["regions"])
+    assert [{k: r[k] for k in SUMMARY_FIELDS} for r in full["regions"]] == result["regions"]
+    # run again: the simulated reports and scores are recorded, nothing is written twice
+    before = eng.store.last_position()
+    assert evaluation_flow(url, "m100-2023", 2024, simulate=True, seed=2) == result
+    assert eng.store.last_position() == before
+
+
 def test_programme_flow_with_the_event_store_on_postgresql(pg_url) -> None:  # type: ignore[no-untyped-def]
     from engine.reports import cohort_report
     from flows.programme import programme_flow

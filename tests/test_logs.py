@@ -36,3 +36,26 @@ def test_engine_logs_are_json_lines_with_plan_command_and_correlation_ids(
     [done] = [x for x in recorded if x["event"] == "command.recorded"]
     assert done["events"] == ["StageStarted"] and done["programme"] == "m100-2023"
     assert done["plan"] == "plan:m100-2023:35.02" and done["correlation_id"]
+
+
+def test_a_line_below_the_level_is_dropped_before_any_processor_renders_it() -> None:
+    import structlog
+
+    from engine import logs
+
+    logs.configure(level="WARNING", json=True)
+    processors = structlog.get_config()["processors"]
+    seen: list[str] = []
+
+    def spy(logger, method, event_dict):  # type: ignore[no-untyped-def]
+        seen.append(event_dict["event"])
+        return event_dict
+
+    try:
+        structlog.configure(processors=[processors[0], spy, *processors[1:]])
+        log = logs.get_logger()
+        log.info("command.recorded", events=["StageStarted"])
+        log.warning("projection.behind", events=3)
+        assert seen == ["projection.behind"]
+    finally:
+        logs.configure()

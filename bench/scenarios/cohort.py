@@ -125,8 +125,8 @@ def under_prefect(location: dict[str, Any], runs: int, quick: bool,
 
 
 def drive_cohort(url: str, n: int, seed: int = SEED) -> dict[str, Any]:
-    """What `smartcity demo` runs, with the engine alone: enrol every region, then for each
-    bimtek stage open / fill / close it region by region, review, approve, then the two
+    """What `smartcity demo` runs, with the engine alone: each region enrolled, taken
+    through bimtek I-IV (open / fill / close), reviewed and approved, then the two
     yearly evaluations (open, each region's report and scores, the evaluation report), and
     the cohort report."""
     from engine.application import Engine
@@ -142,22 +142,19 @@ def drive_cohort(url: str, n: int, seed: int = SEED) -> dict[str, Any]:
     engine = Engine(url)
     regions = demo_regions(n)
     ensure_programme(engine, regions)
-    for region in regions:
+    year = engine.programme(DEMO_PROGRAMME).year
+    for region in regions:  # as run_region, one region after the other
         try:
             engine.plan(DEMO_PROGRAMME, region)
         except NotFound:
             ops.enrol(engine, DEMO_PROGRAMME, region)
-    for stage in BIMTEK_STAGES:
-        for region in regions:
+        for stage in BIMTEK_STAGES:
             ops.open_stage(engine, DEMO_PROGRAMME, region, stage)
             ops.fill_stage(engine, DEMO_PROGRAMME, region, stage, seed)
             outcome = ops.close_stage(engine, DEMO_PROGRAMME, region, stage)
             assert outcome.completed, outcome
-    year = engine.programme(DEMO_PROGRAMME).year
-    for region in regions:
         ops.review(engine, DEMO_PROGRAMME, region,
                    return_first=returned_by_review(DEMO_PROGRAMME, region, seed, 0.2), seed=seed)
-    for region in regions:
         ops.approve(engine, DEMO_PROGRAMME, region, year)
     for year_after in EVALUATION_YEARS:  # as the demo, two yearly evaluations after approval
         ops.open_evaluation(engine, DEMO_PROGRAMME, DEMO_YEAR + year_after)
