@@ -389,6 +389,68 @@ def test_a_first_migration_database_upgrades_with_its_events_intact(tmp_path: Pa
         upgraded.close()
 
 
+def _index_names(store: EventStore) -> set[str]:
+    from sqlalchemy import inspect
+
+    return {ix["name"] for ix in inspect(store.engine).get_indexes("events")}
+
+
+def test_a_fourth_migration_database_upgrades_to_leaner_appends_and_back(  # type: ignore[no-untyped-def]
+        db_url: str, registry: PillarRegistry, operator: Any) -> None:
+    """0005 drops the events' command-id index and (SQLite) rebuilds ``commands`` WITHOUT
+    ROWID: the recorded commands stay, stay append-only and keep commands idempotent."""
+    from alembic import command
+    from sqlalchemy.exc import DBAPIError
+
+    from engine.store.database import _alembic_config, current_revision, make_engine, migrate
+
+    old = make_engine(db_url)
+    migrate(old, "0004")
+    store = EventStore(engine=old, auto_migrate=False)
+    assert "ix_events_command_id" in _index_names(store)
+    engine = Engine(store=store, registry=registry)
+    advance_to(engine, operator, PROGRAMME, "35.02", "bimtek_1")
+    with old.connect() as conn:
+        before = sorted(conn.execute(select(commands)).all())
+    anchor = audit.make_anchor(store)
+    engine.close()
+
+    upgraded = Engine(db_url, registry=registry)  # opening migrates to head
+    try:
+        store = upgraded.store
+        assert current_revision(store.engine) == "0005"
+        assert "ix_events_command_id" not in _index_names(store)
+        with store.engine.connect() as conn:
+            assert sorted(conn.execute(select(commands)).all()) == before
+            if not store.is_postgres:
+                sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = "
+                                        "'commands'")).scalar_one()
+                assert "WITHOUT ROWID" in sql
+        with store.engine.connect() as conn, pytest.raises(DBAPIError, match="append-only"):
+            conn.execute(text("DELETE FROM commands"))
+        report = audit.verify_store(store, anchor=anchor)
+        assert report.ok and report.events == anchor_events(anchor)
+        # a command recorded before the upgrade is still recognised, and writes nothing
+        command_id, stream_id = before[0][0], before[0][1]
+        recorded = store.events_for_command(command_id)
+        last = store.last_position()
+        again = store.append(stream_id, None, [NewEvent("Anything", 1, b"{}")],
+                             EventMeta("op", "operator", command_id, command_id))
+        assert again == recorded and store.last_position() == last
+        advance_to(upgraded, operator, PROGRAMME, "35.02", "bimtek_2")  # and it writes
+        assert audit.verify_store(store).ok
+        store.close()
+        with store.engine.connect() as conn:  # and back down, rows kept
+            command.downgrade(_alembic_config(conn), "0004")
+            conn.commit()
+        assert current_revision(store.engine) == "0004"
+        assert "ix_events_command_id" in _index_names(store)
+        with store.engine.connect() as conn:
+            assert len(conn.execute(select(commands)).all()) > len(before)
+    finally:
+        upgraded.close()
+
+
 def anchor_events(anchor: dict[str, Any]) -> int:
     return sum(h["version"] for h in anchor["streams"].values())
 

@@ -38,10 +38,11 @@ events = Table(
     Column("causation_id", String(200), nullable=False),
     Column("hash", String(64), nullable=False),
     UniqueConstraint("stream_id", "version", name="uq_events_stream_version"),
-    Index("ix_events_command_id", "command_id"),
 )
 
-# One row per command that wrote events: makes commands idempotent across processes.
+# One row per command that wrote events: makes commands idempotent across processes, and
+# is how a command's events are found. On SQLite its rows live in the key's B-tree
+# (WITHOUT ROWID): one page written per append instead of a table's and an index's.
 commands = Table(
     "commands",
     metadata,
@@ -49,6 +50,7 @@ commands = Table(
     Column("stream_id", String(200), nullable=False),
     Column("first_version", Integer, nullable=False),
     Column("last_version", Integer, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # ---------------------------------------------------------------------------- read models
