@@ -4,9 +4,9 @@ with no hashing, no validation and no idempotency record.
 The bare table has the events table's columns and keys: primary key position, unique
 (stream_id, version), and an index on command_id, since the log keeps one key per command
 too (the ``commands`` table's primary key; the events table's own command-id index went in
-migration 0005). So a bare row updates as many B-trees as an append of ours. Connections come from the
-engine's own ``make_engine``, so the pragmas (SQLite WAL, synchronous=FULL, busy timeout)
-and PostgreSQL's commit settings are the same as for our figures.
+migration 0005). So a bare row updates as many B-trees as an append of ours. Connections
+come from the engine's own ``make_engine``, so the pragmas (SQLite WAL, synchronous=FULL,
+busy timeout) and PostgreSQL's commit settings are the same as for our figures.
 """
 
 from __future__ import annotations

@@ -40,8 +40,9 @@ def programme_flow(db_url: str, programme: str, simulate: bool = True, seed: int
     A region whose gate does not pass stays at that stage and is reported; the others go on.
     With ``simulate`` the regions' officers are simulated (the demo). One task per region
     rather than per stage: Prefect's own cost per task run (~10 ms of client and server
-    work on two cores) was twice the engine's work in a stage, and a stage of one region
-    is neither retried nor watched on its own in a rehearsal (the stage flow does that)."""
+    work on two cores) was more than the engine's work in a stage, and a stage of one
+    region is neither retried nor watched on its own in a rehearsal (the stage flow does
+    that)."""
     state = engine_for(db_url).programme(programme)
     regions = list(state.region_codes)
     returns = [returned_by_review(programme, r, seed, return_share) for r in regions]

@@ -277,7 +277,7 @@ def test_openapi_document_is_valid(api: Api) -> None:
     document = api.client.get("/openapi.json").json()
     validate(document)
     paths = document["paths"]
-    assert f"/api/plans/{{programme_id}}/{{region_code}}/forms" in paths
+    assert "/api/plans/{programme_id}/{region_code}/forms" in paths
     assert "/api/audit/verify" in paths
 
 
