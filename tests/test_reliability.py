@@ -265,6 +265,38 @@ def test_projection_matches_the_plans_and_follows_new_events(busy: Engine) -> No
     assert projection.checkpoint().events == busy.store.last_position()
 
 
+def test_live_progress_matches_the_plans_reading_only_new_events(busy: Engine) -> None:
+    """The demo's progress display: the read model's plan rows in memory, each refresh
+    reading only the events since the last one."""
+    from engine.projections import LiveProgress
+
+    live = LiveProgress(busy.store, PROGRAMME)
+
+    def rows() -> dict[str, Any]:
+        return {sid: (r["stage"], r["status"], r["review_round"], r["findings"],
+                      r["refusals"], r["version"]) for sid, r in live.refresh().items()}
+
+    def plans() -> dict[str, Any]:
+        return {sid: p["plan"] for sid, p in expected_progress(busy).items()}
+
+    assert rows() == plans()
+    assert live.after == busy.store.last_position()
+    reads: list[int] = []
+    read_all = busy.store.read_all
+
+    def counted(from_position: int = 0, *args: Any, **kwargs: Any) -> Any:
+        reads.append(from_position)
+        return read_all(from_position, *args, **kwargs)
+
+    busy.store.read_all = counted  # type: ignore[method-assign]
+    mark = busy.store.last_position()
+    ops.fill_stage(busy, PROGRAMME, "33.07", "bimtek_1", seed=3)
+    ops.close_stage(busy, PROGRAMME, "33.07", "bimtek_1")
+    assert rows() == plans()
+    assert reads == [mark]  # only what came after the last refresh
+    assert rows()["plan:m100-2023:33.07"][:2] == ("bimtek_1", "done")
+
+
 def _projector(url: str, pages: Any) -> None:
     def committed(_n: int) -> None:
         pages.value += 1
