@@ -99,27 +99,13 @@ def _prefixed(text: str) -> bytes:
     return len(data).to_bytes(_LEN, "big") + data
 
 
-class _Repeated(dict[str, bytes]):
+class _Repeated(dict[str | int, bytes]):
     """Length-prefixed encodings of values that repeat from event to event (stream ids,
-    event types, actors, roles): verification hashes millions of events, and encoding
-    each field again is most of its cost. Bounded, so memory stays flat."""
+    event types, actors, roles; versions and schema versions as decimal text):
+    verification hashes millions of events, and encoding each field again is most of its
+    cost. Bounded, so memory stays flat."""
 
-    def __missing__(self, key: str) -> bytes:
-        value = _prefixed(key)
-        if len(self) >= 50_000:
-            self.clear()
-        self[key] = value
-        return value
-
-
-_REPEATED = _Repeated()
-
-
-class _Numbers(dict[int, bytes]):
-    """Length-prefixed decimal text of versions and schema versions (the same few numbers
-    recur in every stream). Bounded, as ``_Repeated``."""
-
-    def __missing__(self, key: int) -> bytes:
+    def __missing__(self, key: str | int) -> bytes:
         value = _prefixed(str(key))
         if len(self) >= 50_000:
             self.clear()
@@ -127,7 +113,8 @@ class _Numbers(dict[int, bytes]):
         return value
 
 
-_NUMBERS = _Numbers()
+_REPEATED = _Repeated()
+_NUMBERS = _Repeated()  # versions apart, so they never push the texts out
 _HEX64 = (64).to_bytes(_LEN, "big")
 _sha256 = hashlib.sha256
 

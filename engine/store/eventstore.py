@@ -353,7 +353,8 @@ class EventStore:
         return self._stored(stream_id, positions, versions, hashes, new_events, meta, when)
 
     def _recorded(self, cur: Any, command_id: str) -> list[StoredEvent] | None:
-        """The events ``command_id`` recorded, read inside the append's transaction."""
+        """The events ``command_id`` recorded (None if it recorded none), read through
+        ``cur``: inside an append's transaction, or a read of its own."""
         cur.execute(self._sql.lookup_command, (command_id,))
         done = cur.fetchone()
         if done is None:
@@ -409,12 +410,7 @@ class EventStore:
     # ---------------------------------------------------------------- reading
     def events_for_command(self, command_id: str) -> list[StoredEvent]:
         with self._read() as cur:
-            cur.execute(self._sql.lookup_command, (command_id,))
-            done = cur.fetchone()
-            if done is None:
-                return []
-            cur.execute(self._sql.read_versions, done)
-            return self._events(cur.fetchall())
+            return self._recorded(cur, command_id) or []
 
     def read_stream(self, stream_id: str, from_version: int = 1,
                     to_version: int | None = None) -> list[StoredEvent]:
